@@ -1,0 +1,264 @@
+"""Activation functions: the data-adaptive Dice unit and a name-to-module factory.
+
+Also holds the small argument checks shared by every module of :mod:`skctr.nn`
+(this is the lowest module of the package, imported by all the others).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ACTIVATIONS", "Dice", "get_activation"]
+
+#: Names accepted by :func:`get_activation` (and by the estimators' ``activation`` parameter).
+ACTIVATIONS: tuple[str, ...] = (
+    "relu",
+    "prelu",
+    "dice",
+    "sigmoid",
+    "tanh",
+    "identity",
+    "linear",
+    "leaky_relu",
+    "gelu",
+)
+
+_ELEMENTWISE: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "identity": nn.Identity,
+    "linear": nn.Identity,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Shared argument checks (private; used across skctr.nn)
+# --------------------------------------------------------------------------------------------
+def _check_int(owner: str, name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= minimum``, else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}.")
+    return int(value)
+
+
+def _check_int_sequence(owner: str, name: str, value: object) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of positive ints, else raise ValueError."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, range)):
+        raise ValueError(
+            f"{owner}: {name} must be a sequence of positive ints such as (256, 128), "
+            f"got {value!r}."
+        )
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1:
+            raise ValueError(
+                f"{owner}: {name} must be a sequence of positive ints such as (256, 128), "
+                f"got {value!r} (bad entry {item!r})."
+            )
+    return tuple(int(item) for item in value)
+
+
+def _check_dropout(owner: str, value: object, name: str = "dropout") -> float:
+    """Return ``value`` as a float in ``[0, 1)``, else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{owner}: {name} must be a float in [0, 1), got {value!r}.")
+    return float(value)
+
+
+def _check_choice(owner: str, name: str, value: object, allowed: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise ValueError."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{owner}: {name} must be one of {tuple(allowed)}, got {value!r}.")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Dice
+# --------------------------------------------------------------------------------------------
+class Dice(nn.Module):
+    r"""Dice: the data-adaptive activation of the Deep Interest Network.
+
+    .. math::
+
+        p(s) = \sigma\left(\frac{s - E[s]}{\sqrt{Var[s] + \epsilon}}\right), \qquad
+        f(s) = p(s)\, s + (1 - p(s))\, \alpha\, s
+
+    with one learnable :math:`\alpha` per feature (initialised to 0, so Dice starts as a
+    smoothed ReLU). :math:`E[s]` and :math:`Var[s]` are the per-feature batch mean and (biased)
+    variance in training mode, as in batch normalisation, and exponential running averages of
+    them in evaluation mode.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of features ``C`` (the size of the last input axis).
+    dim : {2, 3}, default=2
+        Rank of the input: 2 for ``(batch, C)``, 3 for ``(batch, T, C)``. With 3, the statistics
+        of each feature are taken over both the batch and the ``T`` axis.
+    eps : float, default=1e-8
+        Added to the variance for numerical stability.
+    momentum : float, default=0.1
+        Weight of the current batch in the running averages (as in ``nn.BatchNorm1d``).
+
+    Attributes
+    ----------
+    alpha : torch.nn.Parameter of shape (num_features,)
+        Slope of the "off" part, learnt per feature.
+    running_mean : torch.Tensor of shape (num_features,)
+        Running average of the batch means, used in evaluation mode.
+    running_var : torch.Tensor of shape (num_features,)
+        Running average of the (unbiased) batch variances, used in evaluation mode.
+
+    Notes
+    -----
+    Shapes: ``(B, C) -> (B, C)`` with ``dim=2``; ``(B, T, C) -> (B, T, C)`` with ``dim=3``.
+
+    The statistics are computed here rather than by ``nn.BatchNorm1d`` so that a training
+    batch of a single row does not raise: its normalised value is 0, so ``p = 0.5``, and the
+    running averages are only updated from batches of at least two rows.
+
+    References
+    ----------
+    .. [1] Zhou, G., Zhu, X., Song, C., Fan, Y., Zhu, H., Ma, X., Yan, Y., Jin, J., Li, H.
+       and Gai, K. "Deep Interest Network for Click-Through Rate Prediction." KDD 2018.
+    """
+
+    running_mean: Tensor
+    running_var: Tensor
+
+    def __init__(
+        self, num_features: int, dim: int = 2, eps: float = 1e-8, momentum: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.num_features = _check_int("Dice", "num_features", num_features)
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim not in (2, 3):
+            raise ValueError(f"Dice: dim must be 2 or 3, got {dim!r}.")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or eps <= 0:
+            raise ValueError(f"Dice: eps must be a positive float, got {eps!r}.")
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, numbers.Real)
+            or not 0.0 <= momentum <= 1.0
+        ):
+            raise ValueError(f"Dice: momentum must be a float in [0, 1], got {momentum!r}.")
+        self.dim = int(dim)
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.alpha = nn.Parameter(torch.zeros(self.num_features))
+        self.register_buffer("running_mean", torch.zeros(self.num_features))
+        self.register_buffer("running_var", torch.ones(self.num_features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply Dice.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, C) or (B, T, C)
+            Pre-activations; the rank must equal ``dim``.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape as ``x``.
+        """
+        if x.dim() != self.dim or x.shape[-1] != self.num_features:
+            expected = "(batch, C)" if self.dim == 2 else "(batch, T, C)"
+            raise ValueError(
+                f"Dice(num_features={self.num_features}, dim={self.dim}) expects input of shape "
+                f"{expected} with C={self.num_features}, got {tuple(x.shape)}."
+            )
+        flat = x.reshape(-1, self.num_features)
+        n = flat.shape[0]
+        if self.training and n > 0:
+            mean = flat.mean(dim=0)
+            var = flat.var(dim=0, unbiased=False)
+            if n > 1:
+                with torch.no_grad():
+                    self.running_mean.lerp_(mean.detach(), self.momentum)
+                    self.running_var.lerp_(var.detach() * (n / (n - 1)), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        p = torch.sigmoid((x - mean) * torch.rsqrt(var + self.eps))
+        return x * (p + (1.0 - p) * self.alpha)
+
+    def extra_repr(self) -> str:
+        """Return the constructor arguments shown by ``repr(module)``."""
+        return f"{self.num_features}, dim={self.dim}, eps={self.eps}, momentum={self.momentum}"
+
+
+# --------------------------------------------------------------------------------------------
+# Factory
+# --------------------------------------------------------------------------------------------
+def get_activation(
+    name: str | Callable[[], nn.Module], num_features: int | None = None
+) -> nn.Module:
+    """Build a fresh activation module from its name or from a factory.
+
+    Parameters
+    ----------
+    name : str or callable
+        One of :data:`ACTIVATIONS` (``"relu"``, ``"prelu"``, ``"dice"``, ``"sigmoid"``,
+        ``"tanh"``, ``"identity"`` / ``"linear"``, ``"leaky_relu"``, ``"gelu"``), or a callable
+        taking no argument and returning an ``nn.Module`` (typically an ``nn.Module`` class such
+        as ``torch.nn.SiLU``). A module *instance* is refused, since reusing it in several
+        layers would silently share its parameters.
+    num_features : int, optional
+        Width of the layer the activation follows. Required by ``"dice"`` (one ``alpha`` and
+        one pair of statistics per feature) and ``"prelu"`` (one slope per feature); ignored
+        otherwise.
+
+    Returns
+    -------
+    torch.nn.Module
+        A new module. ``"dice"`` gives ``Dice(num_features, dim=2)``, which expects
+        ``(batch, num_features)`` input; ``"prelu"`` gives ``nn.PReLU(num_features)``, whose
+        channel axis is axis 1. Every other name gives an element-wise module.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is an unknown string, or if ``num_features`` is missing for ``"dice"`` or
+        ``"prelu"``.
+    TypeError
+        If ``name`` is neither a string nor a callable returning an ``nn.Module``.
+    """
+    if isinstance(name, str):
+        if name not in ACTIVATIONS:
+            raise ValueError(
+                f"Unknown activation {name!r}: expected one of {ACTIVATIONS}, or a callable "
+                "returning an nn.Module (e.g. torch.nn.SiLU)."
+            )
+        if name in ("dice", "prelu"):
+            if num_features is None:
+                raise ValueError(
+                    f"activation={name!r} learns one parameter per feature, so num_features "
+                    "must be given."
+                )
+            width = _check_int("get_activation", "num_features", num_features)
+            return Dice(width) if name == "dice" else nn.PReLU(num_parameters=width)
+        return _ELEMENTWISE[name]()
+    if isinstance(name, nn.Module):
+        raise TypeError(
+            f"activation must be a name or a callable building a new module, got the module "
+            f"instance {name!r}; pass its class (e.g. {type(name).__name__}) instead so that "
+            "each layer gets its own module."
+        )
+    if callable(name):
+        module = name()
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"activation callable {name!r} must return an nn.Module, "
+                f"got {type(module).__name__}."
+            )
+        return module
+    raise TypeError(
+        f"activation must be one of {ACTIVATIONS} or a callable returning an nn.Module, "
+        f"got {name!r}."
+    )

@@ -1,0 +1,312 @@
+"""Attention layers: AFM pair attention, AutoInt interacting layer, DIN local activation unit."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence
+from skctr.nn.interaction import _check_fields_input, pairwise_indices
+from skctr.nn.mlp import MLP
+
+__all__ = ["AFMAttention", "InteractingLayer", "LocalActivationUnit"]
+
+
+class AFMAttention(nn.Module):
+    r"""Attention-based pooling of the pairwise interactions of AFM.
+
+    For every field pair :math:`i < j` (order of :func:`skctr.nn.pairwise_indices`):
+
+    .. math::
+
+        e_{ij} = v_i \odot v_j, \qquad
+        a'_{ij} = h^\top \mathrm{ReLU}(W e_{ij} + b), \qquad
+        a_{ij} = \frac{\exp a'_{ij}}{\sum_{(i,j)} \exp a'_{ij}}, \qquad
+        \text{pooled} = \sum_{i<j} a_{ij}\, e_{ij}
+
+    where the field embeddings :math:`v_i` already include the feature value.
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Embedding dimension ``K``.
+    attention_dim : int, default=8
+        Width ``t`` of the attention network (:math:`W` is ``t x K``).
+    dropout : float, default=0.0
+        Dropout probability applied to the pooled vector (where the AFM authors apply it).
+
+    Attributes
+    ----------
+    projection : torch.nn.Linear
+        :math:`W` and :math:`b`.
+    score : torch.nn.Linear
+        :math:`h` (no bias).
+
+    Notes
+    -----
+    Shapes: ``(B, F, K) -> ((B, K), (B, P))`` with ``P = F (F - 1) / 2``. The projection
+    :math:`p^\top` of the pooled vector to a logit belongs to the model, not to this layer.
+
+    References
+    ----------
+    .. [1] Xiao, J., Ye, H., He, X., Zhang, H., Wu, F. and Chua, T.-S. "Attentional
+       Factorization Machines: Learning the Weight of Feature Interactions via Attention
+       Networks." IJCAI 2017.
+    """
+
+    def __init__(self, embedding_dim: int, attention_dim: int = 8, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embedding_dim = _check_int("AFMAttention", "embedding_dim", embedding_dim)
+        self.attention_dim = _check_int("AFMAttention", "attention_dim", attention_dim)
+        self.projection = nn.Linear(self.embedding_dim, self.attention_dim)
+        self.score = nn.Linear(self.attention_dim, 1, bias=False)
+        self.dropout = nn.Dropout(_check_dropout("AFMAttention", dropout))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Attend over the pairwise interactions.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, F, K)
+            Field embeddings.
+
+        Returns
+        -------
+        pooled : torch.Tensor of shape (B, K)
+            Attention-weighted sum of the pairwise element-wise products (after dropout).
+        weights : torch.Tensor of shape (B, F * (F - 1) // 2)
+            The attention weights :math:`a_{ij}` (each row sums to 1 when ``F >= 2``).
+        """
+        _check_fields_input(self, x, embedding_dim=self.embedding_dim)
+        row, col = pairwise_indices(x.shape[1], device=x.device)
+        products = x[:, row] * x[:, col]  # (B, P, K)
+        logits = self.score(torch.relu(self.projection(products))).squeeze(-1)  # (B, P)
+        weights = torch.softmax(logits, dim=1)
+        pooled = (weights.unsqueeze(-1) * products).sum(dim=1)
+        return self.dropout(pooled), weights
+
+
+class InteractingLayer(nn.Module):
+    r"""Multi-head self-attention over fields, the interacting layer of AutoInt.
+
+    For each head :math:`h`, with :math:`W_Q, W_K, W_V \in \mathbb{R}^{d' \times K}`:
+
+    .. math::
+
+        \alpha^{(h)}_{m,k} = \mathrm{softmax}_k\big(\langle W_Q e_m, W_K e_k\rangle\big),
+        \qquad \tilde e^{(h)}_m = \sum_k \alpha^{(h)}_{m,k} W_V e_k
+
+    The heads are concatenated, :math:`\tilde e_m = \tilde e^{(1)}_m \oplus \dots \oplus
+    \tilde e^{(H)}_m`, and the output is :math:`\mathrm{ReLU}(\tilde e_m + W_{Res} e_m)`
+    (or :math:`\mathrm{ReLU}(\tilde e_m)` without the residual).
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Input width ``K`` of each field (the output width of the previous layer when stacked).
+    attention_dim : int, default=8
+        Width ``d'`` of each head.
+    num_heads : int, default=2
+        Number of heads ``H``.
+    use_residual : bool, default=True
+        Whether to add the projected input :math:`W_{Res} e_m`.
+    scaled : bool, default=False
+        Whether to divide the scores by :math:`\sqrt{d'}` (as in the Transformer). The AutoInt
+        paper uses the unscaled inner product, hence the default.
+
+    Attributes
+    ----------
+    query, key, value : torch.nn.Linear
+        :math:`W_Q, W_K, W_V` of all heads, each ``K -> H d'`` without bias.
+    residual : torch.nn.Linear or None
+        :math:`W_{Res}`, ``K -> H d'`` without bias, if ``use_residual``.
+    output_dim : int
+        ``num_heads * attention_dim``.
+
+    Notes
+    -----
+    Shapes: ``(B, F, K) -> (B, F, num_heads * attention_dim)``.
+
+    References
+    ----------
+    .. [1] Song, W., Shi, C., Xiao, Z., Duan, Z., Xu, Y., Zhang, M. and Tang, J. "AutoInt:
+       Automatic Feature Interaction Learning via Self-Attentive Neural Networks." CIKM 2019.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        attention_dim: int = 8,
+        num_heads: int = 2,
+        use_residual: bool = True,
+        scaled: bool = False,
+    ) -> None:
+        super().__init__()
+        self.embedding_dim = _check_int("InteractingLayer", "embedding_dim", embedding_dim)
+        self.attention_dim = _check_int("InteractingLayer", "attention_dim", attention_dim)
+        self.num_heads = _check_int("InteractingLayer", "num_heads", num_heads)
+        for name, flag in (("use_residual", use_residual), ("scaled", scaled)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"InteractingLayer: {name} must be a bool, got {flag!r}.")
+        self.use_residual = use_residual
+        self.scaled = scaled
+        width = self.num_heads * self.attention_dim
+        self.query = nn.Linear(self.embedding_dim, width, bias=False)
+        self.key = nn.Linear(self.embedding_dim, width, bias=False)
+        self.value = nn.Linear(self.embedding_dim, width, bias=False)
+        self.residual = nn.Linear(self.embedding_dim, width, bias=False) if use_residual else None
+        self.output_dim: int = width
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply one round of multi-head self-attention over the fields.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, F, K)
+            Field representations.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, F, num_heads * attention_dim)
+            New field representations.
+        """
+        _check_fields_input(self, x, embedding_dim=self.embedding_dim)
+        batch, fields, _ = x.shape
+
+        def heads(t: Tensor) -> Tensor:  # (B, F, H d') -> (B, H, F, d')
+            return t.view(batch, fields, self.num_heads, self.attention_dim).transpose(1, 2)
+
+        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, F, F)
+        if self.scaled:
+            scores = scores / math.sqrt(self.attention_dim)
+        attended = torch.matmul(torch.softmax(scores, dim=-1), v)  # (B, H, F, d')
+        out = attended.transpose(1, 2).reshape(batch, fields, self.output_dim)
+        if self.residual is not None:
+            out = out + self.residual(x)
+        return torch.relu(out)
+
+    def extra_repr(self) -> str:
+        """Return the constructor arguments shown by ``repr(module)``."""
+        return (
+            f"{self.embedding_dim}, attention_dim={self.attention_dim}, "
+            f"num_heads={self.num_heads}, use_residual={self.use_residual}, scaled={self.scaled}"
+        )
+
+
+class LocalActivationUnit(nn.Module):
+    r"""Local activation unit of DIN: scores each history item against the candidate.
+
+    .. math::
+
+        s_t = \mathrm{MLP}\big([k_t,\; q,\; k_t - q,\; k_t \odot q]\big)
+
+    where :math:`q` is the candidate (query) embedding and :math:`k_t` the ``t``-th history
+    (key) embedding; the MLP ends with a ``Linear`` to one unit and no activation.
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Embedding dimension ``K`` of the query and the keys.
+    hidden_units : sequence of int, default=(80, 40)
+        Hidden widths of the scoring MLP (its input width is ``4 K``).
+    activation : str or callable, default="dice"
+        Activation of the hidden layers; see :func:`skctr.nn.get_activation`.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer.
+
+    Attributes
+    ----------
+    mlp : skctr.nn.MLP
+        The scoring network, ``4 K -> hidden_units -> 1``.
+
+    Notes
+    -----
+    Shapes: query ``(B, K)``, keys ``(B, T, K)``, mask ``(B, T)`` -> scores ``(B, T)``.
+
+    The MLP runs on a flat ``(rows, 4 K)`` tensor, so Dice and batch normalisation take their
+    statistics over the history items. When a ``mask`` is given only the real items are scored
+    (padding gets score 0 and never enters those statistics), which keeps the output of every
+    row independent of the padding values in training mode too.
+
+    References
+    ----------
+    .. [1] Zhou, G., Zhu, X., Song, C., Fan, Y., Zhu, H., Ma, X., Yan, Y., Jin, J., Li, H.
+       and Gai, K. "Deep Interest Network for Click-Through Rate Prediction." KDD 2018.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        hidden_units: Sequence[int] = (80, 40),
+        activation: str | Callable[[], nn.Module] = "dice",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.embedding_dim = _check_int("LocalActivationUnit", "embedding_dim", embedding_dim)
+        hidden_units = _check_int_sequence("LocalActivationUnit", "hidden_units", hidden_units)
+        dropout = _check_dropout("LocalActivationUnit", dropout)
+        self.mlp = MLP(
+            4 * self.embedding_dim,
+            hidden_units,
+            dropout=dropout,
+            activation=activation,
+            output_dim=1,
+        )
+
+    def forward(self, query: Tensor, keys: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Score every key against the query.
+
+        Parameters
+        ----------
+        query : torch.Tensor of shape (B, K)
+            Candidate item embedding.
+        keys : torch.Tensor of shape (B, T, K)
+            History item embeddings.
+        mask : torch.Tensor of shape (B, T), dtype bool, optional
+            True at real items, False at padding. If given, only real items are scored and
+            padding positions get score 0.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, T)
+            Unnormalised scores.
+        """
+        k = self.embedding_dim
+        if query.dim() != 2 or keys.dim() != 3 or query.shape[1] != k or keys.shape[2] != k:
+            raise ValueError(
+                f"LocalActivationUnit(embedding_dim={k}) expects query (batch, {k}) and keys "
+                f"(batch, T, {k}), got {tuple(query.shape)} and {tuple(keys.shape)}."
+            )
+        if query.shape[0] != keys.shape[0]:
+            raise ValueError(
+                f"LocalActivationUnit: query and keys must have the same batch size, got "
+                f"{query.shape[0]} and {keys.shape[0]}."
+            )
+        batch, steps, _ = keys.shape
+        if mask is None:
+            flat_keys = keys.reshape(-1, k)
+            flat_query = query.repeat_interleave(steps, dim=0)
+            return self._score(flat_query, flat_keys).view(batch, steps)
+        if mask.shape != (batch, steps):
+            raise ValueError(
+                f"LocalActivationUnit: mask must have shape {(batch, steps)}, "
+                f"got {tuple(mask.shape)}."
+            )
+        flat_mask = mask.reshape(-1).to(torch.bool)
+        positions = flat_mask.nonzero().squeeze(1)  # indices into B * T
+        scores = keys.new_zeros(batch * steps)
+        if positions.numel() == 0:
+            return scores.view(batch, steps)
+        selected_keys = keys.reshape(-1, k).index_select(0, positions)
+        selected_query = query.index_select(0, torch.div(positions, steps, rounding_mode="floor"))
+        selected_scores = self._score(selected_query, selected_keys)
+        return scores.index_put((positions,), selected_scores).view(batch, steps)
+
+    def _score(self, query: Tensor, keys: Tensor) -> Tensor:
+        """Score aligned ``(N, K)`` query/key rows -> ``(N,)``."""
+        features = torch.cat([keys, query, keys - query, keys * query], dim=-1)
+        return self.mlp(features).squeeze(-1)

@@ -1,0 +1,106 @@
+"""The multi-layer perceptron used as the deep tower of every architecture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence, get_activation
+
+__all__ = ["MLP"]
+
+
+class MLP(nn.Module):
+    """Fully connected tower: ``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` per layer.
+
+    Parameters
+    ----------
+    in_dim : int
+        Width of the input.
+    hidden_units : sequence of int
+        Width of each hidden layer, e.g. ``(256, 128)``. May be empty: the module is then the
+        identity, or a single ``Linear`` when ``output_dim`` is given.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer's activation, in ``[0, 1)``.
+    batch_norm : bool, default=False
+        Whether to put a ``BatchNorm1d`` between each hidden ``Linear`` and its activation.
+    activation : str or callable, default="relu"
+        Activation of the hidden layers; see :func:`skctr.nn.get_activation`.
+    output_dim : int, optional
+        If given, a final ``Linear`` (no activation, normalisation or dropout) maps the last
+        hidden layer to this width, e.g. ``output_dim=1`` for a logit.
+
+    Attributes
+    ----------
+    output_dim : int
+        Width of the output: ``output_dim`` if given, else the last hidden width, else
+        ``in_dim``.
+    layers : torch.nn.Sequential
+        The layers, in order.
+
+    Notes
+    -----
+    Shapes: ``(B, in_dim) -> (B, output_dim)``. Any number of leading axes is accepted,
+    ``(..., in_dim) -> (..., output_dim)``; they are flattened into one batch axis while the
+    layers run, so batch normalisation and Dice take their statistics over all of them.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_units: Sequence[int],
+        *,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        activation: str | Callable[[], nn.Module] = "relu",
+        output_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_dim = _check_int("MLP", "in_dim", in_dim)
+        self.hidden_units = _check_int_sequence("MLP", "hidden_units", hidden_units)
+        dropout = _check_dropout("MLP", dropout)
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"MLP: batch_norm must be a bool, got {batch_norm!r}.")
+        if output_dim is not None:
+            output_dim = _check_int("MLP", "output_dim", output_dim)
+
+        layers: list[nn.Module] = []
+        width = self.in_dim
+        for units in self.hidden_units:
+            layers.append(nn.Linear(width, units))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(units))
+            layers.append(get_activation(activation, num_features=units))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = units
+        if output_dim is not None:
+            layers.append(nn.Linear(width, output_dim))
+            width = output_dim
+        self.layers = nn.Sequential(*layers)
+        self.output_dim: int = width
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run the tower.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, in_dim) or (..., in_dim)
+            Input features.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, output_dim) or (..., output_dim)
+            Output of the last layer.
+        """
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(
+                f"MLP(in_dim={self.in_dim}) got input of shape {tuple(x.shape)}: its last axis "
+                f"must have size {self.in_dim}."
+            )
+        if x.dim() == 2:
+            return self.layers(x)
+        leading = x.shape[:-1]
+        out = self.layers(x.reshape(-1, self.in_dim))
+        return out.reshape(*leading, self.output_dim)

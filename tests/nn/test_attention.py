@@ -1,0 +1,225 @@
+"""Tests of skctr.nn.attention against explicit per-pair / per-head loops."""
+
+import math
+
+import pytest
+import torch
+
+from skctr.nn import AFMAttention, InteractingLayer, LocalActivationUnit
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def rand(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def naive_pairs(num_fields):
+    return [(i, j) for i in range(num_fields) for j in range(i + 1, num_fields)]
+
+
+def naive_softmax(values):
+    exps = [math.exp(v) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+# ------------------------------------------------------------------ AFM
+@pytest.mark.parametrize(("shape", "attention_dim"), [((3, 3, 4), 2), ((4, 5, 2), 6)])
+def test_afm_attention_matches_pair_loop(shape, attention_dim):
+    b, f, k = shape
+    layer = AFMAttention(k, attention_dim=attention_dim).double().eval()
+    x = rand(*shape)
+    w, bias = layer.projection.weight, layer.projection.bias
+    h = layer.score.weight[0]
+    pairs = naive_pairs(f)
+    expected_pooled = torch.zeros(b, k, dtype=torch.float64)
+    expected_weights = torch.zeros(b, len(pairs), dtype=torch.float64)
+    with torch.no_grad():
+        for r in range(b):
+            products = [x[r, i] * x[r, j] for i, j in pairs]
+            logits = []
+            for e in products:
+                logit = 0.0
+                for a in range(len(h)):
+                    hidden = max(torch.dot(w[a], e).item() + bias[a].item(), 0.0)
+                    logit += h[a].item() * hidden
+                logits.append(logit)
+            weights = naive_softmax(logits)
+            for p, e in enumerate(products):
+                expected_pooled[r] += weights[p] * e
+                expected_weights[r, p] = weights[p]
+    pooled, weights = layer(x)
+    assert pooled.shape == (b, k) and weights.shape == (b, len(pairs))
+    torch.testing.assert_close(pooled, expected_pooled, atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-5, rtol=0)
+
+
+def test_afm_attention_backward_and_dropout():
+    layer = AFMAttention(4, attention_dim=3, dropout=0.5)
+    x = torch.randn(6, 4, 4, requires_grad=True)
+    pooled, _ = layer(x)
+    pooled.sum().backward()
+    assert x.grad is not None
+    assert all(p.grad is not None for p in layer.parameters())
+    layer.eval()
+    torch.testing.assert_close(layer(x)[0], layer(x)[0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"embedding_dim": 0}, "embedding_dim"),
+        ({"embedding_dim": 4, "attention_dim": 0}, "attention_dim"),
+        ({"embedding_dim": 4, "dropout": 1.2}, "dropout"),
+    ],
+)
+def test_afm_attention_invalid(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        AFMAttention(**kwargs)
+
+
+# ------------------------------------------------------------------ AutoInt
+def naive_interacting(x, layer):
+    b, f, _ = x.shape
+    d, heads = layer.attention_dim, layer.num_heads
+    out = torch.zeros(b, f, heads * d, dtype=x.dtype)
+    for head in range(heads):
+        rows = slice(head * d, (head + 1) * d)
+        wq, wk, wv = (m.weight[rows] for m in (layer.query, layer.key, layer.value))
+        for r in range(b):
+            q = [wq @ x[r, m] for m in range(f)]
+            k = [wk @ x[r, m] for m in range(f)]
+            v = [wv @ x[r, m] for m in range(f)]
+            for m in range(f):
+                scores = [torch.dot(q[m], k[n]).item() for n in range(f)]
+                if layer.scaled:
+                    scores = [s / math.sqrt(d) for s in scores]
+                alpha = naive_softmax(scores)
+                out[r, m, rows] = sum(alpha[n] * v[n] for n in range(f))
+    if layer.residual is not None:
+        for r in range(b):
+            for m in range(f):
+                out[r, m] += layer.residual.weight @ x[r, m]
+    return torch.clamp(out, min=0)
+
+
+@pytest.mark.parametrize("use_residual", [True, False])
+@pytest.mark.parametrize("scaled", [False, True])
+@pytest.mark.parametrize(
+    ("shape", "attention_dim", "num_heads"), [((2, 3, 4), 2, 2), ((3, 5, 6), 4, 3)]
+)
+def test_interacting_layer_matches_per_head_loop(
+    shape, attention_dim, num_heads, use_residual, scaled
+):
+    layer = InteractingLayer(
+        shape[2],
+        attention_dim=attention_dim,
+        num_heads=num_heads,
+        use_residual=use_residual,
+        scaled=scaled,
+    ).double()
+    x = rand(*shape)
+    out = layer(x)
+    assert layer.output_dim == attention_dim * num_heads
+    assert out.shape == (shape[0], shape[1], layer.output_dim)
+    with torch.no_grad():
+        expected = naive_interacting(x, layer)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_interacting_layers_stack_and_backward():
+    first = InteractingLayer(4, attention_dim=3, num_heads=2)
+    second = InteractingLayer(first.output_dim, attention_dim=3, num_heads=2)
+    x = torch.randn(2, 5, 4, requires_grad=True)
+    second(first(x)).sum().backward()
+    assert x.grad is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"embedding_dim": 0}, "embedding_dim"),
+        ({"embedding_dim": 4, "attention_dim": -2}, "attention_dim"),
+        ({"embedding_dim": 4, "num_heads": 0}, "num_heads"),
+        ({"embedding_dim": 4, "use_residual": None}, "use_residual"),
+        ({"embedding_dim": 4, "scaled": 1}, "scaled"),
+    ],
+)
+def test_interacting_layer_invalid(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        InteractingLayer(**kwargs)
+
+
+# ------------------------------------------------------------------ DIN local activation unit
+def naive_lau_scores(unit, query, keys, mask=None):
+    """Score each (row, step) on its own; the unit must be in eval mode or use row-wise ops."""
+    b, t, _ = keys.shape
+    scores = torch.zeros(b, t, dtype=keys.dtype)
+    for r in range(b):
+        for s in range(t):
+            if mask is not None and not mask[r, s]:
+                continue
+            k, q = keys[r, s], query[r]
+            features = torch.cat([k, q, k - q, k * q]).unsqueeze(0)
+            scores[r, s] = unit.mlp(features)[0, 0]
+    return scores
+
+
+@pytest.mark.parametrize("activation", ["dice", "relu", "sigmoid"])
+@pytest.mark.parametrize(("b", "t", "k"), [(3, 4, 2), (2, 6, 5)])
+def test_local_activation_unit_matches_item_loop(b, t, k, activation):
+    unit = LocalActivationUnit(k, hidden_units=(6, 3), activation=activation).double()
+    unit.eval()  # Dice uses running statistics: every item is scored independently
+    query, keys = rand(b, k), rand(b, t, k)
+    mask = torch.rand(b, t) > 0.4
+    with torch.no_grad():
+        torch.testing.assert_close(
+            unit(query, keys), naive_lau_scores(unit, query, keys), atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(
+            unit(query, keys, mask), naive_lau_scores(unit, query, keys, mask), atol=1e-5, rtol=0
+        )
+
+
+def test_local_activation_unit_training_stats_ignore_padding():
+    unit = LocalActivationUnit(3, hidden_units=(5,), activation="dice").double()
+    query, keys = rand(4, 3), rand(4, 5, 3)
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]]).bool()
+    scores = unit(query, keys, mask)
+    assert torch.all(scores[~mask] == 0)
+    # in training mode Dice's batch statistics come from the real items only
+    other = keys.clone()
+    other[~mask] = 1e3 * rand(int((~mask).sum()), 3)
+    torch.testing.assert_close(unit(query, other, mask), scores, atol=1e-12, rtol=0)
+    # ... and equal the statistics of the real items scored as one flat batch
+    rows, steps = mask.nonzero(as_tuple=True)
+    k, q = keys[rows, steps], query[rows]
+    flat = unit.mlp(torch.cat([k, q, k - q, k * q], dim=1)).squeeze(1)
+    torch.testing.assert_close(scores[rows, steps], flat, atol=1e-12, rtol=0)
+
+
+def test_local_activation_unit_all_padding_and_backward():
+    unit = LocalActivationUnit(3, hidden_units=(4,))
+    query = torch.randn(2, 3, requires_grad=True)
+    keys = torch.randn(2, 4, 3, requires_grad=True)
+    empty = torch.zeros(2, 4, dtype=torch.bool)
+    assert torch.equal(unit(query, keys, empty), torch.zeros(2, 4))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]).bool()
+    unit(query, keys, mask).sum().backward()
+    assert query.grad is not None and keys.grad is not None
+    assert torch.all(keys.grad[~mask] == 0)
+
+
+def test_local_activation_unit_invalid():
+    with pytest.raises(ValueError, match="embedding_dim"):
+        LocalActivationUnit(0)
+    with pytest.raises(ValueError, match="hidden_units"):
+        LocalActivationUnit(4, hidden_units=(0,))
+    with pytest.raises(ValueError, match="dropout"):
+        LocalActivationUnit(4, dropout=1.0)
+    with pytest.raises(ValueError, match="embedding_dim=4"):
+        LocalActivationUnit(4)(torch.randn(2, 3), torch.randn(2, 5, 3))

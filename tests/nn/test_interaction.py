@@ -1,0 +1,269 @@
+"""Tests of skctr.nn.interaction against naive loops over field pairs and layers."""
+
+import pytest
+import torch
+
+from skctr.nn import (
+    CIN,
+    BiInteractionPooling,
+    CrossNetwork,
+    FactorizationMachine,
+    InnerProduct,
+    OuterProduct,
+    pairwise_indices,
+)
+
+SHAPES = [(3, 2, 4), (5, 4, 3), (2, 7, 8)]  # (batch, fields, embedding_dim)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def rand(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def naive_pairs(num_fields):
+    return [(i, j) for i in range(num_fields) for j in range(i + 1, num_fields)]
+
+
+# ------------------------------------------------------------------ pairwise_indices
+@pytest.mark.parametrize("num_fields", [1, 2, 3, 6])
+def test_pairwise_indices_row_major(num_fields):
+    row, col = pairwise_indices(num_fields)
+    assert row.dtype == torch.long and col.dtype == torch.long
+    assert list(zip(row.tolist(), col.tolist(), strict=True)) == naive_pairs(num_fields)
+
+
+def test_pairwise_indices_invalid():
+    with pytest.raises(ValueError, match="num_fields"):
+        pairwise_indices(0)
+
+
+# ------------------------------------------------------------------ FM / bi-interaction
+@pytest.mark.parametrize("shape", SHAPES)
+def test_factorization_machine_matches_pair_loop(shape):
+    b, f, k = shape
+    x = rand(*shape)
+    vector = torch.zeros(b, k, dtype=torch.float64)
+    for i, j in naive_pairs(f):
+        vector += x[:, i] * x[:, j]
+    torch.testing.assert_close(FactorizationMachine()(x), vector.sum(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(FactorizationMachine(reduce_sum=False)(x), vector, atol=1e-5, rtol=0)
+    torch.testing.assert_close(BiInteractionPooling()(x), vector, atol=1e-5, rtol=0)
+
+
+def test_bi_interaction_reuses_factorization_machine():
+    layer = BiInteractionPooling()
+    assert isinstance(layer.fm, FactorizationMachine)
+    assert layer.fm.reduce_sum is False
+
+
+def test_factorization_machine_invalid_and_shapes():
+    with pytest.raises(ValueError, match="reduce_sum"):
+        FactorizationMachine(reduce_sum="yes")
+    with pytest.raises(ValueError, match="num_fields"):
+        FactorizationMachine()(torch.randn(3, 4))
+
+
+# ------------------------------------------------------------------ PNN products
+@pytest.mark.parametrize("shape", SHAPES)
+def test_inner_product_matches_pair_loop(shape):
+    b, f, _ = shape
+    x = rand(*shape)
+    expected = torch.zeros(b, f * (f - 1) // 2, dtype=torch.float64)
+    for p, (i, j) in enumerate(naive_pairs(f)):
+        for r in range(b):
+            expected[r, p] = torch.dot(x[r, i], x[r, j])
+    torch.testing.assert_close(InnerProduct()(x), expected, atol=1e-5, rtol=0)
+
+
+def full_kernel(layer, p):
+    """The (K, K) matrix W_p that a kernel of any type stands for."""
+    k = layer.embedding_dim
+    w = layer.kernel[p]
+    if layer.kernel_type == "mat":
+        return w
+    if layer.kernel_type == "vec":
+        return torch.diag(w)
+    return w * torch.eye(k, dtype=w.dtype)
+
+
+@pytest.mark.parametrize("kernel_type", ["mat", "vec", "num"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_outer_product_matches_explicit_outer_products(shape, kernel_type):
+    b, f, k = shape
+    layer = OuterProduct(f, k, kernel_type=kernel_type).double()
+    x = rand(*shape)
+    pairs = naive_pairs(f)
+    assert layer.output_dim == len(pairs)
+    expected = torch.zeros(b, len(pairs), dtype=torch.float64)
+    with torch.no_grad():
+        for p, (i, j) in enumerate(pairs):
+            kernel = full_kernel(layer, p)
+            for r in range(b):
+                outer = torch.outer(x[r, i], x[r, j])  # (K, K)
+                expected[r, p] = (kernel * outer).sum()
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kernel_type", "shape"), [("mat", (6, 4, 4)), ("vec", (6, 4)), ("num", (6,))]
+)
+def test_outer_product_kernel_shapes_and_backward(kernel_type, shape):
+    layer = OuterProduct(4, 4, kernel_type=kernel_type)
+    assert layer.kernel.shape == shape
+    x = torch.randn(3, 4, 4, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and layer.kernel.grad is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"num_fields": 1, "embedding_dim": 4}, "num_fields"),
+        ({"num_fields": 3, "embedding_dim": 0}, "embedding_dim"),
+        ({"num_fields": 3, "embedding_dim": 4, "kernel_type": "matrix"}, "kernel_type"),
+    ],
+)
+def test_outer_product_invalid(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        OuterProduct(**kwargs)
+
+
+def test_outer_product_rejects_wrong_field_count():
+    with pytest.raises(ValueError, match="num_fields=3"):
+        OuterProduct(3, 4)(torch.randn(2, 4, 4))
+
+
+# ------------------------------------------------------------------ cross network
+@pytest.mark.parametrize("parameterization", ["vector", "matrix"])
+@pytest.mark.parametrize(("batch", "dim", "layers"), [(4, 3, 1), (3, 6, 3)])
+def test_cross_network_matches_row_loop(batch, dim, layers, parameterization):
+    net = CrossNetwork(dim, num_layers=layers, parameterization=parameterization).double()
+    with torch.no_grad():
+        net.bias.uniform_(-1, 1)  # non-zero biases so that they are checked too
+    x = rand(batch, dim)
+    expected = torch.empty_like(x)
+    with torch.no_grad():
+        for r in range(batch):
+            x0 = x[r]
+            xl = x0
+            for layer in range(layers):
+                w, b = net.weight[layer], net.bias[layer]
+                if parameterization == "vector":
+                    scalar = sum(xl[d] * w[d] for d in range(dim))
+                    xl = x0 * scalar + b + xl
+                else:
+                    wx = torch.stack([sum(w[o, d] * xl[d] for d in range(dim)) for o in range(dim)])
+                    xl = x0 * (wx + b) + xl
+            expected[r] = xl
+    out = net(x)
+    assert out.shape == (batch, dim) and net.output_dim == dim
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_cross_network_backward_and_invalid():
+    net = CrossNetwork(5, num_layers=2, parameterization="matrix")
+    x = torch.randn(4, 5, requires_grad=True)
+    net(x).sum().backward()
+    assert x.grad is not None and net.weight.grad is not None
+    with pytest.raises(ValueError, match="num_layers"):
+        CrossNetwork(5, num_layers=0)
+    with pytest.raises(ValueError, match="parameterization"):
+        CrossNetwork(5, parameterization="low_rank")
+    with pytest.raises(ValueError, match="in_dim"):
+        CrossNetwork(-1)
+
+
+# ------------------------------------------------------------------ CIN
+def naive_cin(x, cin, activation=lambda t: t):
+    """X^k_h = act(sum_{i,j} W^k[h, i * m + j] * (X^{k-1}_i ⊙ X^0_j)), explicit loops."""
+    _, m, _ = x.shape
+    hidden = [x[:, i] for i in range(m)]  # list of (B, D) maps
+    pooled = []
+    sizes = cin.layer_sizes
+    for index, (weight, size) in enumerate(zip(cin.weights, sizes, strict=True)):
+        maps = []
+        for h in range(size):
+            acc = torch.zeros_like(x[:, 0])
+            for i in range(len(hidden)):
+                for j in range(m):
+                    acc = acc + weight[h, i * m + j] * (hidden[i] * x[:, j])
+            maps.append(activation(acc))
+        is_last = index == len(sizes) - 1
+        if cin.split_half and not is_last:
+            hidden, kept = maps[: size // 2], maps[size // 2 :]
+        else:
+            hidden, kept = maps, maps
+        pooled.extend(feature_map.sum(dim=1) for feature_map in kept)
+    return torch.stack(pooled, dim=1)
+
+
+@pytest.mark.parametrize("split_half", [True, False])
+@pytest.mark.parametrize(
+    ("shape", "layer_sizes"), [((3, 4, 3), (4, 6)), ((2, 3, 5), (2, 2, 3)), ((4, 2, 2), (5,))]
+)
+def test_cin_matches_naive(shape, layer_sizes, split_half):
+    if split_half and any(s % 2 for s in layer_sizes[:-1]):
+        pytest.skip("odd sizes are only allowed for the last layer")
+    cin = CIN(shape[1], layer_sizes, split_half=split_half).double()
+    x = rand(*shape)
+    out = cin(x)
+    with torch.no_grad():
+        expected = naive_cin(x, cin)
+    if split_half:
+        width = sum(s // 2 for s in layer_sizes[:-1]) + layer_sizes[-1]
+    else:
+        width = sum(layer_sizes)
+    assert cin.output_dim == width
+    assert out.shape == (shape[0], width)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_cin_activation_is_applied():
+    cin = CIN(3, (4, 2), activation="relu").double()
+    x = rand(5, 3, 4)
+    with torch.no_grad():
+        expected = naive_cin(x, cin, activation=torch.relu)
+    torch.testing.assert_close(cin(x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["prelu", "dice"])
+def test_cin_per_map_activations(activation):
+    cin = CIN(3, (4, 2), activation=activation)
+    x = torch.randn(5, 3, 4, requires_grad=True)
+    out = cin(x)
+    assert out.shape == (5, cin.output_dim)
+    out.sum().backward()
+    assert x.grad is not None
+
+
+def test_cin_backward():
+    cin = CIN(4, (4, 4))
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    cin(x).sum().backward()
+    assert x.grad is not None
+    assert all(w.grad is not None for w in cin.weights)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "name"),
+    [
+        ((0,), {}, "num_fields"),
+        ((3, (4, 0)), {}, "layer_sizes"),
+        ((3, ()), {}, "layer_sizes"),
+        ((3, (3, 4)), {}, "even"),
+        ((3, (4,)), {"split_half": "no"}, "split_half"),
+    ],
+)
+def test_cin_invalid_arguments(args, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        CIN(*args, **kwargs)
+
+
+def test_cin_odd_sizes_allowed_last_or_without_split():
+    assert CIN(3, (4, 3)).output_dim == 2 + 3
+    assert CIN(3, (3, 5), split_half=False).output_dim == 8

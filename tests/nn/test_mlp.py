@@ -1,0 +1,137 @@
+"""Tests of skctr.nn.MLP against an explicit per-unit reference."""
+
+import pytest
+import torch
+from torch import nn
+
+from skctr.nn import MLP, Dice
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def naive_linear(x, linear):
+    """y[:, o] = sum_i x[:, i] W[o, i] + b[o], one output unit at a time."""
+    out = torch.empty(x.shape[0], linear.out_features, dtype=x.dtype)
+    for o in range(linear.out_features):
+        acc = torch.zeros(x.shape[0], dtype=x.dtype) + linear.bias[o]
+        for i in range(linear.in_features):
+            acc = acc + x[:, i] * linear.weight[o, i]
+        out[:, o] = acc
+    return out
+
+
+def naive_batch_norm_train(x, eps):
+    out = torch.empty_like(x)
+    for c in range(x.shape[1]):
+        column = x[:, c]
+        mu = column.sum() / column.numel()
+        var = ((column - mu) ** 2).sum() / column.numel()
+        out[:, c] = (column - mu) / torch.sqrt(var + eps)
+    return out
+
+
+def naive_mlp(x, mlp, batch_norm):
+    """Rebuild the forward pass from the parameters, with ReLU written as max(v, 0)."""
+    linears = [m for m in mlp.layers if isinstance(m, nn.Linear)]
+    h = x
+    for depth, linear in enumerate(linears):
+        h = naive_linear(h, linear)
+        is_hidden = depth < len(mlp.hidden_units)
+        if is_hidden:
+            if batch_norm:
+                h = naive_batch_norm_train(h, 1e-5)
+            h = torch.where(h > 0, h, torch.zeros_like(h))
+    return h
+
+
+@pytest.mark.parametrize(
+    ("in_dim", "hidden", "output_dim", "batch_norm"),
+    [
+        (5, (4, 3), None, False),
+        (5, (4, 3), 1, False),
+        (6, (8,), 2, True),
+        (3, (), 4, False),
+    ],
+)
+def test_mlp_matches_naive(in_dim, hidden, output_dim, batch_norm):
+    mlp = MLP(in_dim, hidden, batch_norm=batch_norm, output_dim=output_dim).double()
+    x = torch.randn(7, in_dim, dtype=torch.float64)
+    out = mlp(x)
+    expected_width = output_dim or (hidden[-1] if hidden else in_dim)
+    assert mlp.output_dim == expected_width
+    assert out.shape == (7, expected_width)
+    torch.testing.assert_close(out, naive_mlp(x, mlp, batch_norm), atol=1e-5, rtol=0)
+
+
+def test_mlp_layer_order():
+    mlp = MLP(4, (3, 2), dropout=0.5, batch_norm=True, activation="prelu", output_dim=1)
+    kinds = [type(m) for m in mlp.layers]
+    block = [nn.Linear, nn.BatchNorm1d, nn.PReLU, nn.Dropout]
+    assert kinds == [*block, *block, nn.Linear]
+    assert mlp.layers[2].weight.shape == (3,)
+
+
+def test_mlp_dice_gets_layer_width():
+    mlp = MLP(4, (6, 5), activation="dice")
+    dices = [m for m in mlp.layers if isinstance(m, Dice)]
+    assert [d.num_features for d in dices] == [6, 5]
+
+
+def test_mlp_empty_hidden_units_is_identity():
+    mlp = MLP(4, [])
+    x = torch.randn(3, 4)
+    assert mlp.output_dim == 4
+    assert torch.equal(mlp(x), x)
+
+
+def test_mlp_accepts_leading_axes():
+    mlp = MLP(4, (5,), activation="tanh", output_dim=2).double()
+    x = torch.randn(3, 6, 4, dtype=torch.float64)
+    out = mlp(x)
+    assert out.shape == (3, 6, 2)
+    torch.testing.assert_close(out, mlp(x.reshape(18, 4)).reshape(3, 6, 2))
+
+
+def test_mlp_dropout_active_only_in_training():
+    mlp = MLP(8, (64,), dropout=0.5)
+    x = torch.randn(16, 8)
+    mlp.eval()
+    assert torch.equal(mlp(x), mlp(x))
+    mlp.train()
+    assert not torch.equal(mlp(x), mlp(x))
+
+
+def test_mlp_backward():
+    mlp = MLP(5, (4, 3), batch_norm=True, activation="dice", dropout=0.1, output_dim=1)
+    x = torch.randn(8, 5, requires_grad=True)
+    mlp(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert all(p.grad is not None for p in mlp.parameters())
+
+
+def test_mlp_rejects_wrong_input_width():
+    with pytest.raises(ValueError, match="in_dim=5"):
+        MLP(5, (3,))(torch.randn(2, 4))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "name"),
+    [
+        ((0, (3,)), {}, "in_dim"),
+        ((True, (3,)), {}, "in_dim"),
+        ((4, (3, 0)), {}, "hidden_units"),
+        ((4, "64"), {}, "hidden_units"),
+        ((4, 64), {}, "hidden_units"),
+        ((4, (3,)), {"dropout": 1.0}, "dropout"),
+        ((4, (3,)), {"dropout": -0.1}, "dropout"),
+        ((4, (3,)), {"batch_norm": 1}, "batch_norm"),
+        ((4, (3,)), {"output_dim": 0}, "output_dim"),
+        ((4, (3,)), {"activation": "swish"}, "swish"),
+    ],
+)
+def test_mlp_invalid_arguments(args, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        MLP(*args, **kwargs)
