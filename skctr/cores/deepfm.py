@@ -1,0 +1,67 @@
+"""DeepFM core (Guo et al., 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from ..nn import MLP, FactorizationMachine
+from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
+from ..preprocessing.schema import FeatureSchema
+
+
+class DeepFM(nn.Module):
+    """DeepFM: a factorization machine and an MLP sharing one embedding.
+
+    ``logit = linear(x) + FM(E) + MLP(flatten(E))``, where ``E`` holds one vector per field
+    (sequences pooled). Guo, Tang, Ye, Li and He, "DeepFM: A Factorization-Machine based
+    Neural Network for CTR Prediction", IJCAI 2017 (arXiv:1703.04247).
+
+    Parameters
+    ----------
+    schema : FeatureSchema
+        The fields.
+    embedding_dim : int, default=8
+        Size of the shared embedding vectors.
+    hidden_units : sequence of int, default=(256, 128)
+        Widths of the MLP's hidden layers.
+    dropout : float, default=0.0
+        Dropout after each hidden layer.
+    activation : str, default="relu"
+        Activation of the hidden layers.
+    sequence_pooling : {"mean", "sum", "max"}, default="mean"
+        How a sequence becomes one field vector.
+
+    Shapes
+    ------
+    ``forward(batch)``: logits of shape (B,).
+    """
+
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        *,
+        embedding_dim: int = 8,
+        hidden_units: Sequence[int] = (256, 128),
+        dropout: float = 0.0,
+        activation: str = "relu",
+        sequence_pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        self.linear = LinearTerm(schema, pooling=sequence_pooling)
+        self.fm = FactorizationMachine()
+        self.mlp = MLP(
+            schema.num_fields * embedding_dim,
+            hidden_units,
+            dropout=dropout,
+            activation=activation,
+            output_dim=1,
+        )
+
+    def forward(self, batch: TensorBatch) -> Tensor:
+        """Logits of shape (B,)."""
+        fields = self.embedding(batch)
+        deep = self.mlp(fields.flatten(1)).squeeze(-1)
+        return self.linear(batch) + self.fm(fields) + deep

@@ -1,0 +1,203 @@
+"""Field embeddings: one fused, offset-indexed table for every sparse and sequence field."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..preprocessing.schema import PAD, FeatureSchema
+from .sequence import SequencePooling
+
+
+class TensorBatch(NamedTuple):
+    """The tensors of an :class:`~skctr.preprocessing.schema.EncodedBatch`.
+
+    Attributes
+    ----------
+    sparse : LongTensor of shape (B, n_sparse)
+        Codes of the sparse fields.
+    dense : FloatTensor of shape (B, n_dense)
+        Values of the dense fields.
+    sequences : tuple of LongTensor of shape (B, maxlen)
+        Right-padded codes of each sequence field.
+    lengths : LongTensor of shape (B, n_sequence)
+        Number of real items of each sequence.
+    """
+
+    sparse: Tensor
+    dense: Tensor
+    sequences: tuple[Tensor, ...]
+    lengths: Tensor
+
+    def index(self, rows: Tensor) -> TensorBatch:
+        """The rows ``rows`` (a LongTensor of positions) of every tensor."""
+        return TensorBatch(
+            self.sparse.index_select(0, rows),
+            self.dense.index_select(0, rows),
+            tuple(s.index_select(0, rows) for s in self.sequences),
+            self.lengths.index_select(0, rows),
+        )
+
+    def slice(self, start: int, stop: int) -> TensorBatch:
+        """The contiguous rows ``start:stop`` (views, no copy)."""
+        return TensorBatch(
+            self.sparse[start:stop],
+            self.dense[start:stop],
+            tuple(s[start:stop] for s in self.sequences),
+            self.lengths[start:stop],
+        )
+
+    def to(self, device: torch.device | str) -> TensorBatch:
+        """The same batch on ``device``."""
+        return TensorBatch(
+            self.sparse.to(device),
+            self.dense.to(device),
+            tuple(s.to(device) for s in self.sequences),
+            self.lengths.to(device),
+        )
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.sparse.shape[0]
+
+
+class FieldEmbedding(nn.Module):
+    """Embeds every field of a :class:`FeatureSchema` into vectors of one size.
+
+    All sparse fields and the sequence fields with a vocabulary of their own live in one
+    ``nn.Embedding`` table; each field's codes are shifted by its offset, so a batch is
+    embedded by a single lookup. A sequence that shares a sparse field's vocabulary
+    (``hist_item_id`` and ``item_id``) uses that field's rows. A dense field ``d`` is
+    embedded as ``x_d * v_d`` with a learnt vector ``v_d``. With ``sparse=True`` the table
+    gets sparse gradients, so an optimiser such as ``torch.optim.SparseAdam`` updates only
+    the rows a batch touches.
+
+    While training, the module records ``last_penalty``: the batch mean of the squared
+    norms of the vectors it looked up, so an L2 penalty costs what the batch touches.
+
+    Parameters
+    ----------
+    schema : FeatureSchema
+        The fields.
+    embedding_dim : int
+        Size K of each vector.
+    pooling : {"mean", "sum", "max"}, default="mean"
+        How :meth:`forward` turns each sequence into one field vector.
+    sparse : bool, default=True
+        Sparse gradients for the table.
+    init_std : float, default=0.01
+        Standard deviation of the normal initialisation.
+
+    Shapes
+    ------
+    ``forward(batch)``: (B, n_sparse + n_dense + n_sequence, K), fields in schema order.
+    """
+
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        embedding_dim: int,
+        *,
+        pooling: str = "mean",
+        sparse: bool = True,
+        init_std: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.schema = schema
+        self.embedding_dim = embedding_dim
+        offsets: dict[str, int] = {}
+        total = 0
+        for f in schema.sparse:
+            offsets[f.name] = total
+            total += f.vocab_size
+        seq_offsets = []
+        for f in schema.sequence:
+            if f.shares is None:
+                offsets[f.name] = total
+                total += f.vocab_size
+            seq_offsets.append(offsets[f.shares or f.name])
+        self.num_rows = total
+        self.table = nn.Embedding(max(total, 1), embedding_dim, sparse=sparse)
+        nn.init.normal_(self.table.weight, std=init_std)
+        self.dense_weight = nn.Parameter(torch.randn(len(schema.dense), embedding_dim) * init_std)
+        self.register_buffer(
+            "sparse_offsets",
+            torch.tensor([offsets[f.name] for f in schema.sparse], dtype=torch.long),
+            persistent=False,
+        )
+        self.seq_offsets = seq_offsets
+        self.pool = SequencePooling(pooling)
+        self.last_penalty: Tensor | None = None
+
+    def _lookup(self, codes: Tensor, padding: Tensor | None = None) -> Tensor:
+        out = self.table(codes)
+        if self.training:
+            squared = out.pow(2).sum(-1)
+            if padding is not None:
+                squared = squared.masked_fill(padding, 0.0)
+            penalty = squared.sum() / max(codes.shape[0], 1)
+            previous = self.last_penalty
+            self.last_penalty = penalty if previous is None else previous + penalty
+        return out
+
+    def sparse_embeddings(self, codes: Tensor) -> Tensor:
+        """Vectors of the sparse fields: (B, n_sparse) codes -> (B, n_sparse, K)."""
+        return self._lookup(codes + self.sparse_offsets)
+
+    def dense_embeddings(self, values: Tensor) -> Tensor:
+        """Vectors of the dense fields: (B, n_dense) values -> (B, n_dense, K)."""
+        return values.unsqueeze(-1) * self.dense_weight
+
+    def sequence_embeddings(self, index: int, codes: Tensor) -> Tensor:
+        """Item vectors of sequence field ``index``: (B, T) codes -> (B, T, K).
+
+        Padding positions get vectors too; mask them with the lengths.
+        """
+        return self._lookup(codes + self.seq_offsets[index], padding=codes == PAD)
+
+    def pooled_sequences(self, batch: TensorBatch) -> Tensor:
+        """Each sequence pooled into one vector: (B, n_sequence, K)."""
+        pooled = [
+            self.pool(self.sequence_embeddings(i, codes), batch.lengths[:, i])
+            for i, codes in enumerate(batch.sequences)
+        ]
+        if not pooled:
+            return batch.dense.new_zeros(len(batch), 0, self.embedding_dim)
+        return torch.stack(pooled, dim=1)
+
+    def forward(self, batch: TensorBatch) -> Tensor:
+        """All fields as vectors: (B, n_sparse + n_dense + n_sequence, K)."""
+        parts = [self.sparse_embeddings(batch.sparse), self.dense_embeddings(batch.dense)]
+        if batch.sequences:
+            parts.append(self.pooled_sequences(batch))
+        return torch.cat(parts, dim=1)
+
+
+class LinearTerm(nn.Module):
+    """First-order term: a learnt weight per category, per dense field and bias.
+
+    ``logit = b + sum_f w_f(x)``, where a sparse field contributes its category's weight, a
+    dense field ``w_d * x_d`` and a sequence the pooled weights of its items. It is a
+    :class:`FieldEmbedding` of size 1, so it shares the fused-table machinery.
+
+    Parameters
+    ----------
+    schema : FeatureSchema
+        The fields.
+    pooling : {"mean", "sum", "max"}, default="mean"
+        Pooling of sequence items.
+
+    Shapes
+    ------
+    ``forward(batch)``: (B,)
+    """
+
+    def __init__(self, schema: FeatureSchema, *, pooling: str = "mean") -> None:
+        super().__init__()
+        self.weights = FieldEmbedding(schema, 1, pooling=pooling, init_std=0.0)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, batch: TensorBatch) -> Tensor:
+        """The first-order logit of each row, (B,)."""
+        return self.weights(batch).sum(dim=(1, 2)) + self.bias

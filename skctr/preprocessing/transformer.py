@@ -1,0 +1,660 @@
+"""CTRFeatureTransformer: raw columns in, an :class:`EncodedBatch` out."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._compat import Interval, StrOptions, validate_data
+from .schema import (
+    MISSING,
+    NUM_RESERVED,
+    OOV,
+    DenseField,
+    EncodedBatch,
+    FeatureSchema,
+    SequenceField,
+    SparseField,
+)
+
+_KINDS = ("sparse", "dense", "sequence")
+
+
+def as_frame(X: Any, owner: str) -> pd.DataFrame:
+    """Turn ``X`` into a DataFrame without changing any value.
+
+    A DataFrame is returned as is. Anything else goes through :func:`numpy.asarray` and
+    must be two-dimensional; its columns are named ``x0, x1, ...``.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        The input.
+    owner : str
+        Name of the estimator, for error messages.
+
+    Returns
+    -------
+    DataFrame
+        The same data, column by column.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not two-dimensional, is complex, has no rows or no columns, or has
+        duplicate column names.
+    """
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    else:
+        if hasattr(X, "toarray"):
+            raise TypeError(
+                f"{owner} does not accept sparse matrices: pass a DataFrame or a dense "
+                "array (CTR columns are encoded by CTRFeatureTransformer itself)."
+            )
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{owner} expected a 2D array or a DataFrame, got {arr.ndim}D input of shape "
+                f"{arr.shape}. Reshape your data with array.reshape(-1, 1) if it has a single "
+                "feature or array.reshape(1, -1) if it contains a single sample."
+            )
+        frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])], copy=False)
+    if frame.shape[1] == 0:
+        raise ValueError(
+            f"0 feature(s) (shape={frame.shape}) while a minimum of 1 is required by {owner}."
+        )
+    if frame.columns.duplicated().any():
+        dups = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise ValueError(f"{owner}: duplicate column names {dups}; rename them before fitting.")
+    for col in frame.columns:
+        if pd.api.types.is_complex_dtype(frame[col].dtype):
+            raise ValueError(f"Complex data not supported: column {col!r} given to {owner}.")
+    return frame
+
+
+def _is_listlike(value: Any) -> bool:
+    return isinstance(value, list | tuple | np.ndarray)
+
+
+def infer_kind(series: pd.Series) -> str:
+    """The column kind inferred from a column's dtype.
+
+    The rule: booleans, strings, categoricals and integers are ``"sparse"`` (integer
+    columns in CTR logs are ids and codes far more often than quantities: declare
+    count-like integer columns in ``dense_features``); floats are ``"dense"``; a column
+    whose values are lists, tuples or arrays is a ``"sequence"``. An object column of
+    numbers only is ``"dense"``.
+
+    Parameters
+    ----------
+    series : Series
+        The column.
+
+    Returns
+    -------
+    {"sparse", "dense", "sequence"}
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return "sparse"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "sparse"
+    if pd.api.types.is_float_dtype(dtype):
+        return "dense"
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return "sparse"
+    non_null = series.dropna()
+    if len(non_null) == 0:
+        return "sparse"
+    if _is_listlike(non_null.iloc[0]):
+        return "sequence"
+    inferred = pd.api.types.infer_dtype(non_null, skipna=True)
+    if inferred in ("floating", "mixed-integer-float", "decimal"):
+        return "dense"
+    return "sparse"
+
+
+@dataclass
+class _Vocabulary:
+    """Codes of one vocabulary: categories ``3..`` in frequency order, or hash buckets."""
+
+    categories: pd.Index | None
+    hash_buckets: int | None
+    has_missing: bool
+
+    @property
+    def size(self) -> int:
+        n = self.hash_buckets if self.hash_buckets is not None else len(self.categories)
+        return NUM_RESERVED + n
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """Codes (int64) of ``values``; missing ones get the missing code (OOV if unseen)."""
+        missing = values.isna().to_numpy()
+        if self.hash_buckets is not None:
+            hashed = pd.util.hash_pandas_object(values, index=False).to_numpy()
+            codes = (hashed % np.uint64(self.hash_buckets)).astype(np.int64) + NUM_RESERVED
+        else:
+            codes = _lookup(self.categories, values)
+        codes[missing] = MISSING if self.has_missing else OOV
+        return codes
+
+
+def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
+    """Positions of ``values`` in ``categories`` shifted past the reserved codes; OOV if absent."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        per_category = _lookup(categories, pd.Series(values.cat.categories))
+        cat_codes = values.cat.codes.to_numpy()
+        return np.where(cat_codes >= 0, per_category[cat_codes], OOV).astype(np.int64)
+    if pd.api.types.is_numeric_dtype(categories.dtype) and not pd.api.types.is_numeric_dtype(
+        values.dtype
+    ):
+        # numeric vocabulary, textual values (e.g. "12|7" histories of integer item ids)
+        numeric = pd.to_numeric(values, errors="coerce")
+        if not numeric.isna().all() or values.isna().all():
+            values = numeric
+    pos = categories.get_indexer(values)
+    return np.where(pos >= 0, pos + NUM_RESERVED, OOV).astype(np.int64)
+
+
+def _fit_vocabulary(
+    counts: pd.Series,
+    has_missing: bool,
+    *,
+    min_frequency: int,
+    max_categories: int | None,
+    hash_buckets: int | None,
+) -> _Vocabulary:
+    if hash_buckets is not None:
+        return _Vocabulary(None, hash_buckets, has_missing)
+    # most frequent first; ties keep their order of first appearance (deterministic)
+    order = np.argsort(-counts.to_numpy(), kind="stable")
+    counts = counts.iloc[order]
+    counts = counts[counts >= min_frequency]
+    if max_categories is not None:
+        counts = counts.iloc[:max_categories]
+    return _Vocabulary(pd.Index(counts.index), None, has_missing)
+
+
+def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.Series, np.ndarray]:
+    """Flatten a multi-valued column: (items with the row position as index, lengths)."""
+    n = len(series)
+    values = series.reset_index(drop=True)
+    if pd.api.types.is_string_dtype(values.dtype) or values.map(
+        lambda v: isinstance(v, str)
+    ).any():
+        as_text = values.map(lambda v: v if isinstance(v, str) else None)
+        split = as_text.str.split(separator, regex=False)
+        values = values.where(~values.map(lambda v: isinstance(v, str)), split)
+    bad = values.map(lambda v: not (_is_listlike(v) or v is None or _is_na_scalar(v)))
+    if bad.any():
+        example = values[bad].iloc[0]
+        raise ValueError(
+            f"Sequence column {name!r} must hold lists, tuples, arrays or "
+            f"{separator!r}-delimited strings (or None for empty); got {type(example).__name__} "
+            f"{example!r}."
+        )
+    items = values.explode()
+    items = items[items.notna()]
+    if len(items) and items.map(lambda v: isinstance(v, str)).any():
+        items = items[items.map(lambda v: v != "")]
+    rows = items.index.to_numpy(dtype=np.int64)
+    lengths = np.bincount(rows, minlength=n).astype(np.int64)
+    items = pd.Series(items.to_numpy(), index=rows)
+    items = items.infer_objects()
+    return items, lengths
+
+
+def _is_na_scalar(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pad_sequences(codes: np.ndarray, rows: np.ndarray, lengths: np.ndarray, maxlen: int):
+    """Right-padded (n, maxlen) codes keeping each row's last ``maxlen`` items."""
+    n = len(lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pos = np.arange(len(rows)) - starts[rows]
+    drop = np.maximum(lengths - maxlen, 0)
+    keep = pos >= drop[rows]
+    out = np.zeros((n, maxlen), dtype=np.int64)
+    out[rows[keep], (pos - drop[rows])[keep]] = codes[keep]
+    return out, np.minimum(lengths, maxlen)
+
+
+class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Encode raw sparse, dense and sequence columns for CTR models.
+
+    Sparse (categorical) columns get a vocabulary fitted on the training rows, with reserved
+    codes for padding, out-of-vocabulary and missing values, so categories unseen at fit
+    time are encoded rather than rejected. Dense (numerical) columns are imputed and scaled,
+    or discretised into quantile bins that become sparse fields. Sequence (multi-valued)
+    columns, such as a user's behaviour history, become right-padded code arrays with their
+    lengths; a sequence may share the vocabulary of a sparse column (``hist_item_id`` shares
+    ``item_id``'s), so both look up the same embedding rows in a model.
+
+    Parameters
+    ----------
+    sparse_features : list of str, default=None
+        Categorical columns.
+    dense_features : list of str, default=None
+        Numerical columns.
+    sequence_features : list of str or dict of str to (str or None), default=None
+        Multi-valued columns. A dict maps each sequence column to the sparse column whose
+        vocabulary it shares (or to None). In a list, a column ``hist_<col>`` shares
+        ``<col>``'s vocabulary when ``<col>`` is a sparse column.
+        When all three of ``sparse_features``, ``dense_features`` and ``sequence_features``
+        are None, every column's kind is inferred from its dtype (see :func:`infer_kind`:
+        bool, string, categorical and integer columns are sparse, float columns dense,
+        columns of lists sequences, and so is a column ``hist_<col>`` of delimited strings
+        when ``<col>`` is a column too). When any of them is given, exactly the listed columns
+        are used and the others are ignored.
+    min_frequency : int, default=1
+        Categories seen fewer times than this in the training rows are folded into the
+        out-of-vocabulary code.
+    max_categories : int, default=None
+        Keep at most this many of the most frequent categories per vocabulary.
+    hash_buckets : int or dict of str to int, default=None
+        Hash instead of building a vocabulary, into this many buckets: an int applies to
+        every sparse and sequence vocabulary, a dict to the columns it names. Use it for
+        huge cardinalities; the table size stays fixed whatever the data.
+    dense_scaling : {"standard", "minmax", "none"}, default="standard"
+        Scaling of dense columns, fitted on the finite training values.
+    log_transform : bool, default=False
+        Apply ``sign(x) * log1p(|x|)`` to dense values before scaling (for heavy-tailed
+        counts such as Criteo's integer features).
+    n_bins : int, default=None
+        When set, dense columns are discretised into at most this many quantile bins and
+        become sparse fields instead of dense ones.
+    missing_indicator : bool, default=False
+        Add a 0/1 dense field ``<col>__missing`` for each dense column that had missing
+        values during fit. Missing and infinite dense values are always imputed with the
+        training mean.
+    maxlen : int or dict of str to int, default=50
+        Maximum sequence length; longer sequences keep their most recent (last) items.
+    sequence_separator : str, default="|"
+        Separator of sequences given as delimited strings.
+
+    Attributes
+    ----------
+    schema_ : FeatureSchema
+        The fields produced, with vocabulary sizes.
+    feature_kinds_ : dict of str to str
+        The kind (sparse, dense or sequence) of each input column that is used.
+    n_features_in_ : int
+        Number of input columns seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Input column names, when fitted on a DataFrame with string column names.
+
+    See Also
+    --------
+    skctr.DeepFMClassifier : A model that consumes this transformer's output.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skctr import CTRFeatureTransformer
+    >>> X = pd.DataFrame({"site": ["a", "b", "a"], "price": [1.0, None, 3.0],
+    ...                   "hist_site": [["a"], [], ["b", "a"]]})
+    >>> enc = CTRFeatureTransformer().fit(X)
+    >>> [f.name for f in enc.schema_.sparse], enc.schema_.sequence[0].shares
+    (['site'], 'site')
+    >>> enc.transform(X).sparse.ravel().tolist()
+    [3, 4, 3]
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "sparse_features": [list, tuple, None],
+        "dense_features": [list, tuple, None],
+        "sequence_features": [list, tuple, dict, None],
+        "min_frequency": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_categories": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "hash_buckets": [Interval(numbers.Integral, 1, None, closed="left"), dict, None],
+        "dense_scaling": [StrOptions({"standard", "minmax", "none"})],
+        "log_transform": ["boolean"],
+        "n_bins": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "missing_indicator": ["boolean"],
+        "maxlen": [Interval(numbers.Integral, 1, None, closed="left"), dict],
+        "sequence_separator": [str],
+    }
+
+    def __init__(
+        self,
+        sparse_features: list[str] | None = None,
+        dense_features: list[str] | None = None,
+        sequence_features: list[str] | dict[str, str | None] | None = None,
+        *,
+        min_frequency: int = 1,
+        max_categories: int | None = None,
+        hash_buckets: int | dict[str, int] | None = None,
+        dense_scaling: str = "standard",
+        log_transform: bool = False,
+        n_bins: int | None = None,
+        missing_indicator: bool = False,
+        maxlen: int | dict[str, int] = 50,
+        sequence_separator: str = "|",
+    ) -> None:
+        self.sparse_features = sparse_features
+        self.dense_features = dense_features
+        self.sequence_features = sequence_features
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.hash_buckets = hash_buckets
+        self.dense_scaling = dense_scaling
+        self.log_transform = log_transform
+        self.n_bins = n_bins
+        self.missing_indicator = missing_indicator
+        self.maxlen = maxlen
+        self.sequence_separator = sequence_separator
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any = None) -> CTRFeatureTransformer:
+        """Learn vocabularies, scaling and bins from the training rows.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw columns.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : CTRFeatureTransformer
+            The fitted transformer.
+        """
+        self._validate_params()
+        frame = as_frame(X, type(self).__name__)
+        if len(frame) == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={frame.shape}) while a minimum of 1 is "
+                f"required by {type(self).__name__}."
+            )
+        validate_data(self, X, reset=True, skip_check_array=True)
+        kinds, shares = self._resolve_kinds(frame)
+        self.feature_kinds_ = kinds
+        self._fit_columns(frame, kinds, shares)
+        return self
+
+    def _resolve_kinds(self, frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, str | None]]:
+        columns = [str(c) for c in frame.columns]
+        by_name = dict(zip(columns, frame.columns, strict=True))
+        seq = self.sequence_features
+        seq_shares: dict[str, str | None] = (
+            dict(seq) if isinstance(seq, Mapping) else dict.fromkeys(seq or ())
+        )
+        explicit = {
+            "sparse": list(self.sparse_features or ()),
+            "dense": list(self.dense_features or ()),
+            "sequence": list(seq_shares),
+        }
+        kinds: dict[str, str] = {}
+        if self.sparse_features is None and self.dense_features is None and seq is None:
+            for name in columns:
+                kinds[name] = infer_kind(frame[by_name[name]])
+                # a delimited-string history of another column: "hist_item_id" of "item_id"
+                if kinds[name] == "sparse" and name.startswith("hist_") and name[5:] in by_name:
+                    kinds[name] = "sequence"
+        else:
+            for kind, names in explicit.items():
+                for name in names:
+                    if name not in by_name:
+                        raise ValueError(
+                            f"CTRFeatureTransformer: column {name!r} listed in {kind}_features "
+                            f"is not in X; X has columns {columns}."
+                        )
+                    if name in kinds:
+                        raise ValueError(
+                            f"CTRFeatureTransformer: column {name!r} is listed both in "
+                            f"{kinds[name]}_features and in {kind}_features; give it one kind."
+                        )
+                    kinds[name] = kind
+        sparse_cols = {c for c, k in kinds.items() if k == "sparse"}
+        shares: dict[str, str | None] = {}
+        for name, kind in kinds.items():
+            if kind != "sequence":
+                continue
+            target = seq_shares.get(name)
+            if target is None and name.startswith("hist_") and name[5:] in sparse_cols:
+                target = name[5:]
+            if target is not None and target not in sparse_cols:
+                raise ValueError(
+                    f"CTRFeatureTransformer: sequence column {name!r} is declared to share the "
+                    f"vocabulary of {target!r}, which is not a sparse column; sparse columns "
+                    f"are {sorted(sparse_cols)}."
+                )
+            shares[name] = target
+        self._columns = by_name
+        return kinds, shares
+
+    def _param_for(self, param: Any, name: str, default: Any) -> Any:
+        if isinstance(param, Mapping):
+            return param.get(name, default)
+        return param if param is not None else default
+
+    def _fit_columns(
+        self, frame: pd.DataFrame, kinds: dict[str, str], shares: dict[str, str | None]
+    ) -> None:
+        vocab_params = {
+            "min_frequency": self.min_frequency,
+            "max_categories": self.max_categories,
+        }
+        seq_items: dict[str, pd.Series] = {}
+        for name, kind in kinds.items():
+            if kind == "sequence":
+                items, _ = _split_sequences(
+                    frame[self._columns[name]], self.sequence_separator, name
+                )
+                seq_items[name] = items
+
+        self._vocabs: dict[str, _Vocabulary] = {}
+        for name, kind in kinds.items():
+            if kind != "sparse":
+                continue
+            col = frame[self._columns[name]]
+            counts = col.value_counts(dropna=True, sort=False)
+            for seq_name, target in shares.items():
+                if target == name and len(seq_items[seq_name]):
+                    extra = seq_items[seq_name]
+                    if pd.api.types.is_numeric_dtype(col.dtype):
+                        extra = pd.to_numeric(extra, errors="coerce").dropna()
+                        if pd.api.types.is_integer_dtype(col.dtype) and len(extra):
+                            extra = extra.astype(col.dtype)
+                    counts = counts.add(extra.value_counts(sort=False), fill_value=0)
+            self._vocabs[name] = _fit_vocabulary(
+                counts,
+                bool(col.isna().any()),
+                hash_buckets=self._param_for(self.hash_buckets, name, None),
+                **vocab_params,
+            )
+        for name, target in shares.items():
+            if target is None:
+                items = seq_items[name]
+                self._vocabs[name] = _fit_vocabulary(
+                    items.value_counts(sort=False),
+                    False,
+                    hash_buckets=self._param_for(self.hash_buckets, name, None),
+                    **vocab_params,
+                )
+
+        self._dense_stats: dict[str, dict[str, Any]] = {}
+        for name, kind in kinds.items():
+            if kind == "dense":
+                self._dense_stats[name] = self._fit_dense(frame[self._columns[name]], name)
+
+        self._shares = shares
+        self._maxlen = {n: int(self._param_for(self.maxlen, n, 50)) for n in shares}
+        sparse = [SparseField(n, self._vocabs[n].size) for n, k in kinds.items() if k == "sparse"]
+        dense: list[DenseField] = []
+        for name, stats in self._dense_stats.items():
+            if stats["edges"] is not None:
+                sparse.append(SparseField(name, NUM_RESERVED + len(stats["edges"]) + 1))
+            else:
+                dense.append(DenseField(name))
+        for name, stats in self._dense_stats.items():
+            if stats["indicator"]:
+                dense.append(DenseField(f"{name}__missing"))
+        sequence = [
+            SequenceField(
+                name,
+                self._vocabs[target or name].size,
+                self._maxlen[name],
+                target,
+            )
+            for name, target in shares.items()
+        ]
+        self.schema_ = FeatureSchema(tuple(sparse), tuple(dense), tuple(sequence))
+
+    def _numeric(self, series: pd.Series, name: str) -> np.ndarray:
+        if pd.api.types.is_bool_dtype(series.dtype):
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            values = pd.to_numeric(series, errors="raise")
+        except (ValueError, TypeError) as exc:
+            bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
+            example = bad.iloc[0] if len(bad) else "?"
+            raise ValueError(
+                f"CTRFeatureTransformer: dense column {name!r} must hold numbers, got "
+                f"{example!r} (dtype {series.dtype}). Declare it in sparse_features if it is "
+                "categorical, or clean the values."
+            ) from exc
+        values = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        values = values.copy()
+        values[~np.isfinite(values)] = np.nan
+        if self.log_transform:
+            values = np.sign(values) * np.log1p(np.abs(values))
+        return values
+
+    def _fit_dense(self, series: pd.Series, name: str) -> dict[str, Any]:
+        values = self._numeric(series, name)
+        finite = values[~np.isnan(values)]
+        stats: dict[str, Any] = {
+            "edges": None,
+            "indicator": bool(self.missing_indicator and len(finite) < len(values)),
+        }
+        if self.n_bins is not None:
+            if len(finite):
+                qs = np.quantile(finite, np.linspace(0, 1, self.n_bins + 1)[1:-1])
+                stats["edges"] = np.unique(qs)
+            else:
+                stats["edges"] = np.zeros(0)
+            stats["has_missing"] = len(finite) < len(values)
+            return stats
+        if len(finite) == 0:
+            shift, scale = 0.0, 1.0
+        elif self.dense_scaling == "standard":
+            shift, scale = float(finite.mean()), float(finite.std())
+        elif self.dense_scaling == "minmax":
+            shift, scale = float(finite.min()), float(finite.max() - finite.min())
+        else:
+            shift, scale = 0.0, 1.0
+        if not np.isfinite(scale) or scale <= 0:
+            scale = 1.0
+        fill = float((finite.mean() - shift) / scale) if len(finite) else 0.0
+        stats.update(shift=shift, scale=scale, fill=fill)
+        return stats
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X: Any) -> EncodedBatch:
+        """Encode rows with the fitted vocabularies, scaling and bins.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw columns, with the same columns as during fit.
+
+        Returns
+        -------
+        EncodedBatch
+            Codes, dense values and padded sequences with their schema.
+        """
+        check_is_fitted(self, "schema_")
+        frame = as_frame(X, type(self).__name__)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        columns = {str(c): c for c in frame.columns}
+        if not hasattr(self, "feature_names_in_") and not isinstance(X, pd.DataFrame):
+            columns = {name: frame.columns[i] for i, name in enumerate(self._columns)}
+        n = len(frame)
+        schema = self.schema_
+
+        def column(name: str) -> pd.Series:
+            if name not in columns:
+                raise ValueError(
+                    f"CTRFeatureTransformer: column {name!r} seen during fit is missing from X."
+                )
+            return frame[columns[name]]
+
+        sparse = np.empty((n, len(schema.sparse)), dtype=np.int64)
+        for j, f in enumerate(schema.sparse):
+            if f.name in self._vocabs:
+                sparse[:, j] = self._vocabs[f.name].encode(column(f.name))
+            else:
+                sparse[:, j] = self._bin(column(f.name), f.name)
+        dense = np.empty((n, len(schema.dense)), dtype=np.float32)
+        j = 0
+        indicators = []
+        for name, stats in self._dense_stats.items():
+            if stats["indicator"]:
+                indicators.append(name)
+            if stats["edges"] is not None:
+                continue
+            values = self._numeric(column(name), name)
+            values = (values - stats["shift"]) / stats["scale"]
+            dense[:, j] = np.where(np.isnan(values), stats["fill"], values)
+            j += 1
+        for name in indicators:
+            dense[:, j] = column(name).isna().to_numpy() | ~np.isfinite(
+                self._numeric(column(name), name)
+            )
+            j += 1
+        sequences = []
+        lengths = np.empty((n, len(schema.sequence)), dtype=np.int64)
+        for j, f in enumerate(schema.sequence):
+            items, raw_lengths = _split_sequences(column(f.name), self.sequence_separator, f.name)
+            codes = self._vocabs[f.shares or f.name].encode(items)
+            padded, lengths[:, j] = _pad_sequences(
+                codes, items.index.to_numpy(dtype=np.int64), raw_lengths, f.maxlen
+            )
+            sequences.append(padded)
+        return EncodedBatch(schema, sparse, dense, tuple(sequences), lengths)
+
+    def _bin(self, series: pd.Series, name: str) -> np.ndarray:
+        stats = self._dense_stats[name]
+        values = self._numeric(series, name)
+        codes = np.searchsorted(stats["edges"], values, side="right") + NUM_RESERVED
+        missing = np.isnan(values)
+        codes[missing] = MISSING if stats["has_missing"] else OOV
+        return codes.astype(np.int64)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the columns of the flat array view of the output.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        ndarray of str objects
+            Sparse fields, then dense fields, then ``<sequence>[i]`` per padded position.
+        """
+        check_is_fitted(self, "schema_")
+        return np.asarray(self.schema_.output_names(), dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags

@@ -1,0 +1,262 @@
+"""The one training loop of skctr, shared by every classifier.
+
+Batches are sliced from tensors built once per ``fit`` (no per-row ``Dataset``/collate),
+embedding tables get sparse gradients and a lazy Adam (the rows a batch touches), and the
+L2 penalty on embeddings covers the looked-up vectors only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import log_loss, roc_auc_score
+from torch import Tensor, nn
+
+from ..nn.embedding import FieldEmbedding, TensorBatch
+from ..preprocessing.schema import EncodedBatch
+
+
+def to_tensors(batch: EncodedBatch) -> TensorBatch:
+    """Wrap an :class:`EncodedBatch`'s arrays as CPU tensors (zero-copy where possible)."""
+    return TensorBatch(
+        torch.from_numpy(np.ascontiguousarray(batch.sparse, dtype=np.int64)),
+        torch.from_numpy(np.ascontiguousarray(batch.dense, dtype=np.float32)),
+        tuple(torch.from_numpy(np.ascontiguousarray(s, dtype=np.int64)) for s in batch.sequences),
+        torch.from_numpy(np.ascontiguousarray(batch.lengths, dtype=np.int64)),
+    )
+
+
+@contextmanager
+def torch_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run the block with ``n_jobs`` torch CPU threads (-1: all cores), then restore."""
+    if n_jobs is None:
+        yield
+        return
+    import os
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1 if n_jobs == -1 else max(n_jobs, 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class TrainState:
+    """What survives between calls to :func:`train`: optimisers and the epoch count."""
+
+    optimizers: list[torch.optim.Optimizer]
+    epochs_done: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_optimizers(core: nn.Module, learning_rate: float) -> list[torch.optim.Optimizer]:
+    """Lazy Adam for sparse-gradient embedding tables, Adam for every other parameter."""
+    sparse_params, dense_params = [], []
+    for module in core.modules():
+        for _name, p in module.named_parameters(recurse=False):
+            is_sparse = isinstance(module, nn.Embedding) and module.sparse
+            (sparse_params if is_sparse else dense_params).append(p)
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense_params:
+        optimizers.append(torch.optim.Adam(dense_params, lr=learning_rate))
+    if sparse_params:
+        optimizers.append(torch.optim.SparseAdam(sparse_params, lr=learning_rate))
+    return optimizers
+
+
+def embedding_penalty(core: nn.Module) -> Tensor | None:
+    """Sum of the penalties the core's :class:`FieldEmbedding` modules recorded this step."""
+    total = None
+    for m in core.modules():
+        if isinstance(m, FieldEmbedding) and m.last_penalty is not None:
+            total = m.last_penalty if total is None else total + m.last_penalty
+            m.last_penalty = None
+    return total
+
+
+@torch.no_grad()
+def predict_logits(core: nn.Module, data: TensorBatch, batch_size: int = 65536) -> np.ndarray:
+    """Logits of every row, in eval mode, computed in chunks on the core's device."""
+    n = len(data)
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    was_training = core.training
+    core.eval()
+    device = next(core.parameters()).device
+    out = []
+    try:
+        for start in range(0, n, batch_size):
+            chunk = data.slice(start, min(start + batch_size, n)).to(device)
+            out.append(core(chunk).float().cpu())
+    finally:
+        core.train(was_training)
+    return torch.cat(out).double().numpy()
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one call to :func:`train` (taken from the estimator's parameters)."""
+
+    batch_size: int
+    max_epochs: int
+    l2_embedding: float
+    n_iter_no_change: int
+    verbose: int
+    device: torch.device
+    owner: str
+    tol: float = 1e-4
+
+
+def _validation_metrics(
+    core: nn.Module, val: tuple[TensorBatch, np.ndarray, np.ndarray]
+) -> dict[str, float]:
+    data, y, w = val
+    logits = predict_logits(core, data)
+    proba = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+    metrics = {"val_logloss": float(log_loss(y, proba, sample_weight=w, labels=[0, 1]))}
+    metrics["val_auc"] = (
+        float(roc_auc_score(y, proba, sample_weight=w)) if len(np.unique(y)) == 2 else math.nan
+    )
+    return metrics
+
+
+def train(
+    core: nn.Module,
+    data: TensorBatch,
+    y: np.ndarray,
+    sample_weight: np.ndarray,
+    state: TrainState,
+    config: TrainConfig,
+    generator: torch.Generator,
+    val: tuple[TensorBatch, np.ndarray, np.ndarray] | None = None,
+) -> TrainState:
+    """Train ``core`` for up to ``config.max_epochs`` epochs.
+
+    Each epoch shuffles the rows with ``generator`` and takes one Adam step per batch on the
+    weighted mean binary cross-entropy of the logits plus the embedding penalty. With
+    ``val`` the loop records the validation log-loss and AUC, stops after
+    ``n_iter_no_change`` epochs without improvement and restores the best weights. A
+    non-finite training loss stops training, restores the weights of the last good epoch
+    and warns. ``KeyboardInterrupt`` stops training the same way, keeping the best
+    weights seen so far.
+
+    Parameters
+    ----------
+    core : nn.Module
+        Maps a :class:`TensorBatch` to logits of shape (B,).
+    data : TensorBatch
+        Training rows (CPU tensors; batches are moved to ``config.device``).
+    y : ndarray of shape (n,)
+        0/1 targets.
+    sample_weight : ndarray of shape (n,)
+        Row weights.
+    state : TrainState
+        Optimisers and history, updated in place and returned.
+    config : TrainConfig
+        Loop settings.
+    generator : torch.Generator
+        Source of the shuffling.
+    val : (TensorBatch, ndarray, ndarray), optional
+        Validation rows, targets and weights.
+
+    Returns
+    -------
+    TrainState
+        ``state``, with the new epochs in ``state.history``.
+    """
+    n = len(data)
+    targets = torch.as_tensor(y, dtype=torch.float32)
+    weights = torch.as_tensor(sample_weight, dtype=torch.float32)
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    best_loss, best_state, stale = math.inf, None, 0
+    good_state = copy.deepcopy(core.state_dict())
+    progress = None
+    if config.verbose:
+        from tqdm.auto import tqdm
+
+        progress = tqdm
+    try:
+        for _ in range(config.max_epochs):
+            epoch = state.epochs_done + 1
+            started = time.perf_counter()
+            core.train()
+            order = torch.randperm(n, generator=generator)
+            total = torch.zeros((), dtype=torch.float64)
+            starts = range(0, n, config.batch_size)
+            if progress is not None:
+                starts = progress(starts, desc=f"{config.owner} epoch {epoch}", leave=False)
+            for start in starts:
+                rows = order[start : start + config.batch_size]
+                batch = data.index(rows).to(config.device)
+                yb = targets[rows].to(config.device)
+                wb = weights[rows].to(config.device)
+                embedding_penalty(core)  # clear what a previous forward left
+                logits = core(batch)
+                loss = (loss_fn(logits, yb) * wb).mean()
+                objective = loss
+                penalty = embedding_penalty(core)
+                if config.l2_embedding and penalty is not None:
+                    objective = loss + config.l2_embedding * penalty
+                for opt in state.optimizers:
+                    opt.zero_grad(set_to_none=True)
+                objective.backward()
+                for opt in state.optimizers:
+                    opt.step()
+                total += loss.detach().double().cpu() * len(rows)
+            train_loss = float(total) / max(n, 1)
+            record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
+            if not math.isfinite(train_loss):
+                core.load_state_dict(good_state)
+                warnings.warn(
+                    f"{config.owner}: the training loss became non-finite in epoch {epoch}; "
+                    "training stopped and the weights of the last finite epoch were kept. "
+                    "The learning_rate is probably too high, or the dense inputs are extreme.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                break
+            state.epochs_done = epoch
+            if val is not None:
+                record.update(_validation_metrics(core, val))
+            record["time"] = time.perf_counter() - started
+            state.history.append(record)
+            if config.verbose:
+                print(
+                    f"{config.owner} epoch {epoch}: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch")
+                )
+            if val is None:
+                good_state = copy.deepcopy(core.state_dict())
+                continue
+            if record["val_logloss"] < best_loss - config.tol:
+                best_loss, stale = record["val_logloss"], 0
+                best_state = copy.deepcopy(core.state_dict())
+                good_state = best_state
+            else:
+                stale += 1
+                if stale >= config.n_iter_no_change:
+                    break
+    except KeyboardInterrupt:
+        warnings.warn(
+            f"{config.owner}: training interrupted in epoch {state.epochs_done + 1}; "
+            "the model keeps the best weights seen so far.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        core.load_state_dict(best_state if best_state is not None else good_state)
+    else:
+        if best_state is not None:
+            core.load_state_dict(best_state)
+    core.eval()
+    return state

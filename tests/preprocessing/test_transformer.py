@@ -1,0 +1,191 @@
+"""CTRFeatureTransformer: vocabularies, OOV, missing values, dense scaling, sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skctr import CTRFeatureTransformer
+from skctr.preprocessing.schema import MISSING, NUM_RESERVED, OOV, EncodedBatch
+from skctr.preprocessing.transformer import infer_kind
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "site": pd.Series(["a", "b", "a", "c", None, "a"], dtype="str"),
+            "item_id": [10, 11, 10, 12, 13, 10],
+            "price": [1.0, np.nan, 3.0, 5.0, np.inf, 2.0],
+            "hist_item_id": [[10, 11], [], None, [12, 10, 11], [13], [10]],
+            "tags": ["x|y", "", None, "y", "z|x|y", "x"],
+        }
+    )
+
+
+def test_kinds_are_inferred_from_dtypes(frame):
+    enc = CTRFeatureTransformer(sequence_features=None).fit(frame.drop(columns="tags"))
+    assert enc.feature_kinds_ == {
+        "site": "sparse",
+        "item_id": "sparse",
+        "price": "dense",
+        "hist_item_id": "sequence",
+    }
+    assert infer_kind(pd.Series([True, False])) == "sparse"
+    assert infer_kind(pd.Series(pd.Categorical(["a", "b"]))) == "sparse"
+    assert infer_kind(pd.Series([1.5, 2.5], dtype=object)) == "dense"
+
+
+def test_hist_column_shares_vocabulary_by_convention(frame):
+    enc = CTRFeatureTransformer().fit(frame.drop(columns="tags"))
+    (seq,) = enc.schema_.sequence
+    assert seq.shares == "item_id"
+    assert seq.vocab_size == enc.schema_.sparse[enc.schema_.sparse_index("item_id")].vocab_size
+    out = enc.transform(frame.drop(columns="tags"))
+    item_codes = out.sparse[:, enc.schema_.sparse_index("item_id")]
+    # the history holds the same codes as the candidate column for the same ids
+    assert out.sequences[0][0, 0] == item_codes[0]  # item 10
+    assert out.sequences[0][3, 1] == item_codes[0]
+
+
+def test_explicit_sharing_and_delimited_strings(frame):
+    enc = CTRFeatureTransformer(
+        sparse_features=["site"],
+        sequence_features={"tags": None},
+        maxlen=2,
+        sequence_separator="|",
+    ).fit(frame)
+    out = enc.transform(frame)
+    lengths = out.lengths[:, 0].tolist()
+    assert lengths == [2, 0, 0, 1, 2, 1]  # "z|x|y" truncated to its last 2 items
+    codes = out.sequences[0]
+    vocab = enc._vocabs["tags"]
+    x, y = (int(vocab.categories.get_loc(v)) + NUM_RESERVED for v in ("x", "y"))
+    assert codes[4].tolist() == [x, y]  # the most recent items are kept, in order
+    assert (codes[1] == 0).all()  # empty string -> empty sequence, all padding
+
+
+def test_unseen_categories_map_to_oov_and_missing_to_its_own_code(frame):
+    enc = CTRFeatureTransformer(sparse_features=["site"]).fit(frame[["site"]])
+    new = pd.DataFrame({"site": pd.Series(["a", "zzz", None], dtype="str")})
+    codes = enc.transform(new).sparse[:, 0]
+    assert codes[0] >= NUM_RESERVED
+    assert codes[1] == OOV
+    assert codes[2] == MISSING
+
+
+def test_missing_unseen_at_fit_maps_to_oov():
+    enc = CTRFeatureTransformer(sparse_features=["c"]).fit(pd.DataFrame({"c": ["a", "b"]}))
+    assert enc.transform(pd.DataFrame({"c": [None]})).sparse[0, 0] == OOV
+
+
+def test_min_frequency_and_max_categories_fold_rare_values():
+    X = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 3 + ["c"] * 2 + ["d"]})
+    enc = CTRFeatureTransformer(min_frequency=2).fit(X)
+    assert enc.schema_.sparse[0].vocab_size == NUM_RESERVED + 3
+    assert enc.transform(pd.DataFrame({"c": ["d"]})).sparse[0, 0] == OOV
+    enc = CTRFeatureTransformer(max_categories=2).fit(X)
+    codes = enc.transform(pd.DataFrame({"c": ["a", "b", "c"]})).sparse[:, 0]
+    assert codes.tolist() == [NUM_RESERVED, NUM_RESERVED + 1, OOV]  # most frequent first
+
+
+def test_hashing_keeps_the_table_at_its_size_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"uid": rng.integers(0, 10**12, size=5000).astype(str)})
+    enc = CTRFeatureTransformer(hash_buckets=64).fit(X)
+    assert enc.schema_.sparse[0].vocab_size == NUM_RESERVED + 64
+    codes = enc.transform(X).sparse[:, 0]
+    assert codes.min() >= NUM_RESERVED and codes.max() < NUM_RESERVED + 64
+    assert len(np.unique(codes)) > 50
+    again = CTRFeatureTransformer(hash_buckets={"uid": 64}).fit(X.iloc[:10]).transform(X)
+    np.testing.assert_array_equal(again.sparse[:, 0], codes)
+
+
+def test_huge_integer_ids_stay_exact():
+    ids = [2**53 + 1, 2**53 + 2, 2**63 + 5]
+    X = pd.DataFrame({"id": pd.Series(ids, dtype=object)})
+    enc = CTRFeatureTransformer(sparse_features=["id"]).fit(X)
+    codes = enc.transform(X).sparse[:, 0]
+    assert len(set(codes.tolist())) == 3 and codes.dtype == np.int64
+
+
+def test_dense_standard_scaling_imputes_missing_and_infinite_with_the_mean(frame):
+    enc = CTRFeatureTransformer(dense_features=["price"], missing_indicator=True).fit(frame)
+    out = enc.transform(frame)
+    finite = np.array([1.0, 3.0, 5.0, 2.0])
+    expected = (frame["price"].to_numpy() - finite.mean()) / finite.std()
+    expected[[1, 4]] = 0.0
+    np.testing.assert_allclose(out.dense[:, 0], expected, rtol=1e-6)
+    assert [f.name for f in enc.schema_.dense] == ["price", "price__missing"]
+    assert out.dense[:, 1].tolist() == [0, 1, 0, 0, 1, 0]
+
+
+def test_minmax_and_log_transform():
+    X = pd.DataFrame({"v": [0.0, 9.0, 99.0]})
+    out = CTRFeatureTransformer(dense_scaling="minmax", log_transform=True).fit_transform(X)
+    np.testing.assert_allclose(out.dense[:, 0], [0.0, 0.5, 1.0], atol=1e-6)
+
+
+def test_discretisation_turns_dense_into_sparse_bins():
+    X = pd.DataFrame({"v": np.arange(100, dtype=float)})
+    enc = CTRFeatureTransformer(n_bins=4).fit(X)
+    assert [f.name for f in enc.schema_.sparse] == ["v"] and not enc.schema_.dense
+    codes = enc.transform(pd.DataFrame({"v": [0.0, 30.0, 60.0, 99.0, np.nan]})).sparse[:, 0]
+    assert codes[:4].tolist() == [NUM_RESERVED + i for i in range(4)]
+    assert codes[4] == OOV  # no missing value was seen during fit
+
+
+def test_strings_in_a_dense_column_name_the_column(frame):
+    enc = CTRFeatureTransformer(dense_features=["price"]).fit(frame)
+    bad = frame.assign(price=["1.0", "cheap", "2", "3", "4", "5"])
+    with pytest.raises(ValueError, match="'price'.*numbers.*'cheap'"):
+        enc.transform(bad)
+
+
+def test_missing_column_and_unknown_declared_column_are_named(frame):
+    enc = CTRFeatureTransformer().fit(frame)
+    with pytest.raises(ValueError, match="price"):
+        enc.transform(frame.drop(columns="price"))
+    with pytest.raises(ValueError, match="'nope'"):
+        CTRFeatureTransformer(sparse_features=["nope"]).fit(frame)
+
+
+def test_a_column_cannot_have_two_kinds(frame):
+    with pytest.raises(ValueError, match="'site'.*both"):
+        CTRFeatureTransformer(sparse_features=["site"], dense_features=["site"]).fit(frame)
+
+
+def test_duplicate_column_names_are_refused():
+    X = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with pytest.raises(ValueError, match="duplicate column names"):
+        CTRFeatureTransformer().fit(X)
+
+
+def test_transform_of_train_equals_fit_transform_and_names_match(frame):
+    enc = CTRFeatureTransformer()
+    a = np.asarray(enc.fit_transform(frame))
+    b = np.asarray(enc.transform(frame))
+    np.testing.assert_array_equal(a, b)
+    assert len(enc.get_feature_names_out()) == a.shape[1]
+
+
+def test_output_rows_can_be_indexed_and_concatenated(frame):
+    out = CTRFeatureTransformer().fit_transform(frame)
+    part = out[np.array([0, 2])]
+    assert isinstance(part, EncodedBatch) and len(part) == 2
+    both = EncodedBatch.concat([out[:3], out[3:]])
+    np.testing.assert_array_equal(np.asarray(both), np.asarray(out))
+
+
+def test_numpy_input_without_column_names():
+    X = np.array([[1, 0.5], [2, 1.5], [1, 2.5]])
+    enc = CTRFeatureTransformer().fit(X)
+    assert enc.n_features_in_ == 2 and not hasattr(enc, "feature_names_in_")
+    assert enc.transform(X).shape == (3, 2)
+
+
+def test_integer_sequence_ids_given_as_text_share_an_integer_vocabulary():
+    X = pd.DataFrame({"item_id": [1, 2, 3], "hist_item_id": ["1|2", "3", ""]})
+    out = CTRFeatureTransformer().fit_transform(X)
+    assert out.sequences[0][0, :2].tolist() == out.sparse[:2, 0].tolist()
