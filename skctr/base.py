@@ -49,7 +49,7 @@ _ATTRIBUTES = """    Attributes
         ``val_logloss`` and ``val_auc``.
     n_features_in_ : int
         Number of input columns seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Input column names, when fitted on a DataFrame with string column names.
 """
 

@@ -33,8 +33,8 @@ class DeepFM(nn.Module):
     sequence_pooling : {"mean", "sum", "max"}, default="mean"
         How a sequence becomes one field vector.
 
-    Shapes
-    ------
+    Notes
+    -----
     ``forward(batch)``: logits of shape (B,).
     """
 

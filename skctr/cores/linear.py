@@ -23,8 +23,8 @@ class LogisticRegression(nn.Module):
     sequence_pooling : {"mean", "sum", "max"}, default="mean"
         Pooling of sequence items.
 
-    Shapes
-    ------
+    Notes
+    -----
     ``forward(batch)``: logits of shape (B,).
     """
 
@@ -53,8 +53,8 @@ class FactorizationMachineModel(nn.Module):
     sequence_pooling : {"mean", "sum", "max"}, default="mean"
         Pooling of sequence items.
 
-    Shapes
-    ------
+    Notes
+    -----
     ``forward(batch)``: logits of shape (B,).
     """
 

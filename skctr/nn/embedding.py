@@ -89,8 +89,8 @@ class FieldEmbedding(nn.Module):
     init_std : float, default=0.01
         Standard deviation of the normal initialisation.
 
-    Shapes
-    ------
+    Notes
+    -----
     ``forward(batch)``: (B, n_sparse + n_dense + n_sequence, K), fields in schema order.
     """
 
@@ -188,8 +188,8 @@ class LinearTerm(nn.Module):
     pooling : {"mean", "sum", "max"}, default="mean"
         Pooling of sequence items.
 
-    Shapes
-    ------
+    Notes
+    -----
     ``forward(batch)``: (B,)
     """
 

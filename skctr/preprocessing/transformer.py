@@ -292,7 +292,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         The kind (sparse, dense or sequence) of each input column that is used.
     n_features_in_ : int
         Number of input columns seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Input column names, when fitted on a DataFrame with string column names.
 
     See Also
