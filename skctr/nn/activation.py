@@ -92,8 +92,10 @@ class Dice(nn.Module):
 
     with one learnable :math:`\alpha` per feature (initialised to 0, so Dice starts as a
     smoothed ReLU). :math:`E[s]` and :math:`Var[s]` are the per-feature batch mean and (biased)
-    variance in training mode, as in batch normalisation, and exponential running averages of
-    them in evaluation mode.
+    variance in training mode, as in batch normalisation, and running averages of them in
+    evaluation mode: the plain average of the first ``1 / momentum`` batches, then an
+    exponential average, so that a model trained for a few steps only is not evaluated with
+    statistics still close to their initial 0 and 1.
 
     Parameters
     ----------
@@ -105,7 +107,8 @@ class Dice(nn.Module):
     eps : float, default=1e-8
         Added to the variance for numerical stability.
     momentum : float, default=0.1
-        Weight of the current batch in the running averages (as in ``nn.BatchNorm1d``).
+        Weight of the current batch in the running averages (as in ``nn.BatchNorm1d``);
+        batch ``t`` gets weight ``max(momentum, 1 / t)``.
 
     Attributes
     ----------
@@ -115,6 +118,8 @@ class Dice(nn.Module):
         Running average of the batch means, used in evaluation mode.
     running_var : torch.Tensor of shape (num_features,)
         Running average of the (unbiased) batch variances, used in evaluation mode.
+    num_batches_tracked : torch.Tensor of shape (), dtype long
+        Number of batches averaged into the running statistics.
 
     Notes
     -----
@@ -132,6 +137,7 @@ class Dice(nn.Module):
 
     running_mean: Tensor
     running_var: Tensor
+    num_batches_tracked: Tensor
 
     def __init__(
         self, num_features: int, dim: int = 2, eps: float = 1e-8, momentum: float = 0.1
@@ -154,6 +160,7 @@ class Dice(nn.Module):
         self.alpha = nn.Parameter(torch.zeros(self.num_features))
         self.register_buffer("running_mean", torch.zeros(self.num_features))
         self.register_buffer("running_var", torch.ones(self.num_features))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply Dice.
@@ -181,8 +188,12 @@ class Dice(nn.Module):
             var = flat.var(dim=0, unbiased=False)
             if n > 1:
                 with torch.no_grad():
-                    self.running_mean.lerp_(mean.detach(), self.momentum)
-                    self.running_var.lerp_(var.detach() * (n / (n - 1)), self.momentum)
+                    self.num_batches_tracked += 1
+                    # a tensor, not a Python float: no host-device sync on a GPU
+                    count = self.num_batches_tracked.to(mean.dtype)
+                    weight = count.reciprocal().clamp(min=self.momentum)
+                    self.running_mean.lerp_(mean.detach(), weight)
+                    self.running_var.lerp_(var.detach() * (n / (n - 1)), weight)
         else:
             mean, var = self.running_mean, self.running_var
         p = torch.sigmoid((x - mean) * torch.rsqrt(var + self.eps))

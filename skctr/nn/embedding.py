@@ -58,7 +58,9 @@ class TensorBatch(NamedTuple):
             self.lengths.to(device),
         )
 
-    def __len__(self) -> int:  # type: ignore[override]
+    @property
+    def num_rows(self) -> int:
+        """Number of rows B (``len()`` of a NamedTuple counts its fields, not rows)."""
         return self.sparse.shape[0]
 
 
@@ -163,7 +165,7 @@ class FieldEmbedding(nn.Module):
             for i, codes in enumerate(batch.sequences)
         ]
         if not pooled:
-            return batch.dense.new_zeros(len(batch), 0, self.embedding_dim)
+            return batch.dense.new_zeros(batch.num_rows, 0, self.embedding_dim)
         return torch.stack(pooled, dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:

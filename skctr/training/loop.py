@@ -85,10 +85,32 @@ def embedding_penalty(core: nn.Module) -> Tensor | None:
     return total
 
 
+#: Rows per forward pass in :func:`predict_logits`. Every pass has exactly this many rows
+#: (the last one is padded), so a row's prediction never depends on how many other rows are
+#: scored with it: float32 matrix kernels change their summation order with the batch size.
+PREDICT_CHUNK = 1024
+
+
 @torch.no_grad()
-def predict_logits(core: nn.Module, data: TensorBatch, batch_size: int = 65536) -> np.ndarray:
-    """Logits of every row, in eval mode, computed in chunks on the core's device."""
-    n = len(data)
+def predict_logits(core: nn.Module, data: TensorBatch, chunk: int = PREDICT_CHUNK) -> np.ndarray:
+    """Logits of every row, in eval mode, in fixed-size chunks on the core's device.
+
+    Parameters
+    ----------
+    core : nn.Module
+        Maps a :class:`TensorBatch` to logits of shape (B,).
+    data : TensorBatch
+        The rows (CPU tensors).
+    chunk : int, default=PREDICT_CHUNK
+        Rows per forward pass; the last pass is padded to this size with copies of the
+        first row, so the result for a row is bit-identical whichever rows come with it.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        The logits.
+    """
+    n = data.num_rows
     if n == 0:
         return np.zeros(0, dtype=np.float64)
     was_training = core.training
@@ -96,9 +118,15 @@ def predict_logits(core: nn.Module, data: TensorBatch, batch_size: int = 65536) 
     device = next(core.parameters()).device
     out = []
     try:
-        for start in range(0, n, batch_size):
-            chunk = data.slice(start, min(start + batch_size, n)).to(device)
-            out.append(core(chunk).float().cpu())
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            if stop - start == chunk:
+                part = data.slice(start, stop)
+            else:
+                rows = torch.zeros(chunk, dtype=torch.long)
+                rows[: stop - start] = torch.arange(start, stop)
+                part = data.index(rows)
+            out.append(core(part.to(device))[: stop - start].float().cpu())
     finally:
         core.train(was_training)
     return torch.cat(out).double().numpy()
@@ -175,7 +203,7 @@ def train(
     TrainState
         ``state``, with the new epochs in ``state.history``.
     """
-    n = len(data)
+    n = data.num_rows
     targets = torch.as_tensor(y, dtype=torch.float32)
     weights = torch.as_tensor(sample_weight, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")

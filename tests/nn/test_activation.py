@@ -58,18 +58,23 @@ def test_dice_running_stats_and_eval_mode():
     dice = Dice(3).double()
     with torch.no_grad():
         dice.alpha.fill_(0.3)
-    batches = [torch.randn(8, 3, dtype=torch.float64) * 3 + 1 for _ in range(3)]
+    batches = [torch.randn(8, 3, dtype=torch.float64) * 3 + 1 for _ in range(13)]
     mean = torch.zeros(3, dtype=torch.float64)
     var = torch.ones(3, dtype=torch.float64)
-    for x in batches:
+    for t, x in enumerate(batches, start=1):
         dice(x)
         n = x.shape[0]
+        weight = max(0.1, 1 / t)  # plain average of the first 10 batches, then EMA
         for f in range(3):
             column = [x[r, f].item() for r in range(n)]
             mu = sum(column) / n
             unbiased = sum((v - mu) ** 2 for v in column) / (n - 1)
-            mean[f] = 0.9 * mean[f] + 0.1 * mu
-            var[f] = 0.9 * var[f] + 0.1 * unbiased
+            mean[f] = (1 - weight) * mean[f] + weight * mu
+            var[f] = (1 - weight) * var[f] + weight * unbiased
+        if t == 10:  # the first 10 batches: exactly their average
+            stacked = torch.stack(batches[:10])
+            torch.testing.assert_close(dice.running_mean, stacked.mean(dim=1).mean(dim=0))
+    assert int(dice.num_batches_tracked) == 13
     torch.testing.assert_close(dice.running_mean, mean, atol=1e-10, rtol=0)
     torch.testing.assert_close(dice.running_var, var, atol=1e-10, rtol=0)
 

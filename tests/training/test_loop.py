@@ -10,7 +10,6 @@ from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField,
 from skctr.training.loop import (
     TrainConfig,
     TrainState,
-    embedding_penalty,
     make_optimizers,
     predict_logits,
     train,
@@ -69,36 +68,6 @@ def test_untouched_embedding_rows_are_not_updated():
     assert not changed[a_rows[:3]].any()  # padding rows get no gradient, not even L2
 
 
-def test_penalty_is_the_batch_mean_of_squared_looked_up_vectors():
-    torch.manual_seed(0)
-    emb = FieldEmbedding(SCHEMA, 3)
-    batch = _batch(8, np.random.default_rng(1))
-    emb.train()
-    emb(batch)
-    got = embedding_penalty(emb)
-    codes = batch.sparse + emb.sparse_offsets
-    expected = emb.table.weight[codes].pow(2).sum() / 8
-    seq = batch.sequences[0]
-    expected += (emb.table.weight[seq].pow(2).sum(-1) * (seq != 0)).sum() / 8
-    torch.testing.assert_close(got, expected)
-    assert embedding_penalty(emb) is None  # reset after reading
-
-
-def test_fused_lookup_equals_per_field_lookup():
-    torch.manual_seed(0)
-    emb = FieldEmbedding(SCHEMA, 3).eval()
-    batch = _batch(8, np.random.default_rng(2))
-    out = emb(batch)
-    w = emb.table.weight
-    for i in range(8):
-        torch.testing.assert_close(out[i, 0], w[batch.sparse[i, 0]])
-        torch.testing.assert_close(out[i, 1], w[50 + batch.sparse[i, 1]])
-        torch.testing.assert_close(out[i, 2], batch.dense[i, 0] * emb.dense_weight[0])
-        n = int(batch.lengths[i, 0])
-        pooled = w[batch.sequences[0][i, :n]].mean(0) if n else torch.zeros(3)
-        torch.testing.assert_close(out[i, 3], pooled)  # shares field a's rows
-
-
 def test_early_stopping_restores_the_best_epoch():
     torch.manual_seed(0)
     rng = np.random.default_rng(3)
@@ -115,3 +84,24 @@ def test_early_stopping_restores_the_best_epoch():
 
     p = 1 / (1 + np.exp(-predict_logits(core, val)))
     assert abs(log_loss(yv, p) - min(losses)) < 1e-6
+
+
+def test_predictions_do_not_depend_on_the_rows_scored_together():
+    torch.manual_seed(0)
+    from skctr.nn import MLP
+
+    class Deep(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = FieldEmbedding(SCHEMA, 8)
+            self.mlp = MLP(4 * 8, (64, 32), output_dim=1)
+
+        def forward(self, batch):
+            return self.mlp(self.emb(batch).flatten(1)).squeeze(-1)
+
+    core = Deep()
+    data = _batch(3000, np.random.default_rng(4))
+    full = predict_logits(core, data)
+    for i in (0, 1500, 2999):
+        one = predict_logits(core, data.slice(i, i + 1))
+        assert one[0] == full[i]  # bit-identical, not merely close
