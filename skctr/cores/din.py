@@ -1,0 +1,160 @@
+"""Deep Interest Network core (Zhou et al., 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import MLP, AttentionSequencePooling
+from ..nn.activation import _check_int_sequence
+from ..nn.embedding import FieldEmbedding, TensorBatch
+from ..preprocessing.schema import FeatureSchema
+
+
+def history_pairs(
+    schema: FeatureSchema, history_features: Sequence[str] | str | None
+) -> list[tuple[int, int]]:
+    """``(sparse index, sequence index)`` of each candidate field and the history sharing it.
+
+    ``None`` takes every sparse field that some sequence shares a vocabulary with (e.g.
+    ``item_id`` for ``hist_item_id``). When several sequences share one field, the first in
+    schema order is its history.
+    """
+    sharing: dict[str, int] = {}
+    for j, seq in enumerate(schema.sequence):
+        if seq.shares is not None:
+            sharing.setdefault(seq.shares, j)
+    if history_features is None:
+        names = [f.name for f in schema.sparse if f.name in sharing]
+    else:
+        names = [history_features] if isinstance(history_features, str) else history_features
+    missing = [name for name in names if name not in sharing]
+    if missing:
+        found = {schema.sequence[j].name: name for name, j in sharing.items()}
+        what = f"the histories are {found} (sequence: sparse field)" if found else "X has none"
+        raise ValueError(
+            f"DIN: history_features {missing} have no sequence column sharing their "
+            f"vocabulary; {what}. Name sparse fields that a history shares, or add a column "
+            "'hist_<field>' of lists to X."
+        )
+    return [(schema.sparse_index(name), sharing[name]) for name in dict.fromkeys(names)]
+
+
+class DIN(nn.Module):
+    r"""Deep Interest Network: the user's history pooled by attention to the candidate ad.
+
+    For the candidate fields ``history_features`` (e.g. ``item_id`` and ``cate_id``) the
+    query is the concatenation ``q`` (B, H*K) of their embeddings and the keys ``k_t``
+    (B, T, H*K) the concatenated embeddings of the histories sharing their vocabularies
+    (``hist_item_id``, ``hist_cate_id``), item by item. A local activation unit scores
+    each real item, ``w_t = MLP([k_t, q, k_t - q, k_t ⊙ q])``, and the history becomes
+    ``sum_t w_t k_t``: not softmax-normalised, as in the paper, so the sum keeps the
+    intensity of the user's interest. The other sequences are pooled by
+    ``sequence_pooling``. Every field vector (the attended histories in their sequences'
+    places) is concatenated into an MLP that gives the logit. Zhou, Zhu, Song, Fan, Zhu,
+    Ma, Yan, Jin, Li and Gai, "Deep Interest Network for Click-Through Rate Prediction",
+    KDD 2018 (arXiv:1706.06978).
+
+    Without any history (no sequence shares a sparse field's vocabulary) the model is an
+    embedding + MLP network.
+
+    Parameters
+    ----------
+    schema : FeatureSchema
+        The fields. Histories are right-padded; ``batch.lengths[:, j]`` counts the real
+        items of sequence ``j``. Attended histories must share one ``maxlen``; a row's
+        history length is the smallest of their lengths.
+    embedding_dim : int, default=8
+        Size K of each field's vector.
+    hidden_units : sequence of int, default=(256, 128)
+        Widths of the MLP's hidden layers.
+    dropout : float, default=0.0
+        Dropout after each hidden layer.
+    activation : str, default="dice"
+        Activation of the MLP's hidden layers (the paper's Dice).
+    history_features : sequence of str or None, default=None
+        Candidate sparse fields whose histories are attended to; ``None``: every sparse field
+        that a sequence shares a vocabulary with.
+    att_hidden_units : sequence of int, default=(80, 40)
+        Hidden widths of the local activation unit.
+    att_activation : str, default="dice"
+        Activation of the local activation unit.
+    att_weight_normalization : bool, default=False
+        Softmax the attention scores over each history's real items.
+    sequence_pooling : {"mean", "sum", "max"}, default="mean"
+        Pooling of the sequences that are not attended to.
+
+    Notes
+    -----
+    ``forward(batch)``: query (B, H*K), keys (B, T, H*K) -> attended (B, H, K); all fields
+    (B, F, K) -> MLP -> logits (B,).
+    """
+
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        *,
+        embedding_dim: int = 8,
+        hidden_units: Sequence[int] = (256, 128),
+        dropout: float = 0.0,
+        activation: str = "dice",
+        history_features: Sequence[str] | None = None,
+        att_hidden_units: Sequence[int] = (80, 40),
+        att_activation: str = "dice",
+        att_weight_normalization: bool = False,
+        sequence_pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        att_hidden_units = _check_int_sequence("DIN", "att_hidden_units", att_hidden_units)
+        pairs = history_pairs(schema, history_features)
+        maxlens = {schema.sequence[j].name: schema.sequence[j].maxlen for _, j in pairs}
+        if len(set(maxlens.values())) > 1:
+            raise ValueError(
+                f"DIN attends to the histories {list(maxlens)} item by item, so they need one "
+                f"maxlen; got {maxlens}. Give them the same maxlen in CTRFeatureTransformer."
+            )
+        self.candidates = [i for i, _ in pairs]
+        self.histories = [j for _, j in pairs]
+        self.embedding_dim = embedding_dim
+        self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        self.attention = (
+            AttentionSequencePooling(
+                len(pairs) * embedding_dim,
+                att_hidden_units,
+                activation=att_activation,
+                weight_normalization=att_weight_normalization,
+            )
+            if pairs
+            else None
+        )
+        self.mlp = MLP(
+            schema.num_fields * embedding_dim,
+            hidden_units,
+            dropout=dropout,
+            activation=activation,
+            output_dim=1,
+        )
+
+    def forward(self, batch: TensorBatch) -> Tensor:
+        """Logits of shape (B,)."""
+        emb = self.embedding
+        sparse = emb.sparse_embeddings(batch.sparse)  # (B, n_sparse, K)
+        seqs = [
+            emb.pool(emb.sequence_embeddings(j, codes), batch.lengths[:, j])
+            if j not in self.histories
+            else None
+            for j, codes in enumerate(batch.sequences)
+        ]
+        if self.attention is not None:
+            query = sparse[:, self.candidates].flatten(1)  # (B, H*K)
+            keys = torch.cat(
+                [emb.sequence_embeddings(j, batch.sequences[j]) for j in self.histories], dim=-1
+            )  # (B, T, H*K)
+            lengths = batch.lengths[:, self.histories].amin(dim=1)
+            attended = self.attention(query, keys, lengths).split(self.embedding_dim, dim=1)
+            for j, vector in zip(self.histories, attended, strict=True):
+                seqs[j] = vector
+        fields = [sparse, emb.dense_embeddings(batch.dense), *(s.unsqueeze(1) for s in seqs)]
+        return self.mlp(torch.cat(fields, dim=1).flatten(1)).squeeze(-1)

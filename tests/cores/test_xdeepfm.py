@@ -1,0 +1,117 @@
+"""xDeepFM: the core and what the CIN learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from skctr.cores.xdeepfm import XDeepFM
+from skctr.estimators import FMClassifier, LRClassifier, XDeepFMClassifier
+from skctr.nn.embedding import TensorBatch
+from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
+
+SCHEMA = FeatureSchema(
+    sparse=(SparseField("a", 7), SparseField("b", 5)),
+    dense=(DenseField("x"),),
+    sequence=(SequenceField("hist_a", 7, 4, shares="a"),),
+)
+SETTINGS = dict(
+    max_epochs=10,
+    learning_rate=0.01,
+    batch_size=128,
+    early_stopping=False,
+    n_jobs=1,
+    random_state=0,
+)
+
+
+def _batch(n: int = 6) -> TensorBatch:
+    g = torch.Generator().manual_seed(0)
+    return TensorBatch(
+        torch.randint(0, 5, (n, 2), generator=g),
+        torch.randn(n, 1, generator=g),
+        (torch.randint(3, 7, (n, 4), generator=g),),
+        torch.randint(0, 5, (n, 1), generator=g),
+    )
+
+
+def _sign_data(n: int, seed: int, order: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Four columns with balanced ±1 codes: the label depends on products of their signs only.
+
+    ``order=2``: ``3 (s_a s_b + s_c s_d)`` (8 categories each); ``order=3``: ``4 s_a s_b s_c``
+    (4 categories each, d is noise). Every column alone, and for order 3 every pair, carries
+    no signal, so a first-order model stays at AUC 0.5.
+    """
+    n_cat = 8 if order == 2 else 4
+    table = np.random.default_rng(0)
+    signs = np.array([table.permutation(np.repeat([-1.0, 1.0], n_cat // 2)) for _ in range(4)])
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, n_cat, size=(n, 4))
+    s = signs[np.arange(4), codes]
+    logit = 3.0 * (s[:, 0] * s[:, 1] + s[:, 2] * s[:, 3]) if order == 2 else 4.0 * s[:, :3].prod(1)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(codes, columns=list("abcd")).astype(str), y
+
+
+def _test_auc(clf, order: int) -> float:
+    X, y = _sign_data(4000, 0, order)
+    X_test, y_test = _sign_data(2000, 1, order)
+    return roc_auc_score(y_test, clf.fit(X, y).predict_proba(X_test)[:, 1])
+
+
+@pytest.mark.parametrize(
+    ("layer_sizes", "split_half", "cin_dim"),
+    [((6, 4), True, 7), ((6, 4), False, 10), ((5,), True, 5)],
+)
+def test_core_output_shape(layer_sizes, split_half, cin_dim):
+    core = XDeepFM(
+        SCHEMA,
+        embedding_dim=3,
+        hidden_units=(8,),
+        cin_layer_sizes=layer_sizes,
+        cin_split_half=split_half,
+        cin_activation="relu",
+    )
+    assert core.cin.num_fields == SCHEMA.num_fields
+    assert core.cin_head.in_features == cin_dim
+    assert core(_batch()).shape == (6,)
+
+
+def test_logit_is_linear_plus_cin_plus_mlp():
+    core = XDeepFM(SCHEMA, embedding_dim=3, hidden_units=(8,), cin_layer_sizes=(4, 4)).eval()
+    batch = _batch()
+    fields = core.embedding(batch)
+    expected = (
+        core.linear(batch)
+        + core.cin_head(core.cin(fields)).squeeze(-1)
+        + core.mlp(fields.flatten(1)).squeeze(-1)
+    )
+    torch.testing.assert_close(core(batch), expected)
+
+
+def test_uneven_cin_layers_with_split_half_are_refused():
+    with pytest.raises(ValueError, match="even"):
+        XDeepFMClassifier(cin_layer_sizes=(5, 4), max_epochs=1).fit(*_sign_data(50, 0, 2))
+
+
+def test_deterministic():
+    X, y = _sign_data(500, 0, order=2)
+    params = dict(embedding_dim=3, hidden_units=(8,), cin_layer_sizes=(4, 4), **SETTINGS)
+    a = XDeepFMClassifier(**params).fit(X, y).predict_proba(X)
+    b = XDeepFMClassifier(**params).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_cin_learns_a_three_way_interaction_lr_and_fm_cannot():
+    # no MLP: the explicit part (linear + CIN) alone must find the third-order effect
+    lr = _test_auc(LRClassifier(**SETTINGS), order=3)
+    fm = _test_auc(FMClassifier(embedding_dim=4, **SETTINGS), order=3)
+    cin = _test_auc(
+        XDeepFMClassifier(embedding_dim=4, hidden_units=(), cin_layer_sizes=(16, 16), **SETTINGS),
+        order=3,
+    )
+    assert max(lr, fm) < 0.56, (lr, fm)
+    assert cin >= lr + 0.3, (cin, lr)
