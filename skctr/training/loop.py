@@ -88,7 +88,7 @@ def embedding_penalty(core: nn.Module) -> Tensor | None:
 #: Rows per forward pass in :func:`predict_logits`. Every pass has exactly this many rows
 #: (the last one is padded), so a row's prediction never depends on how many other rows are
 #: scored with it: float32 matrix kernels change their summation order with the batch size.
-PREDICT_CHUNK = 1024
+PREDICT_CHUNK = 256
 
 
 @torch.no_grad()
