@@ -1,0 +1,47 @@
+"""Every built-in classifier in a Pipeline, in GridSearchCV and after a joblib round trip."""
+
+from __future__ import annotations
+
+import io
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from skctr import CTRFeatureTransformer, all_classifiers
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(0)
+    n = 400
+    item = rng.integers(0, 20, n)
+    X = pd.DataFrame(
+        {
+            "user": rng.choice(list("abcdefgh"), n),
+            "item_id": item,
+            "price": rng.lognormal(size=n),
+            "hist_item_id": [list(rng.integers(0, 20, rng.integers(0, 6))) for _ in range(n)],
+        }
+    )
+    y = ((item % 3 == 0) ^ (X["user"] < "c")).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("cls", all_classifiers(), ids=lambda c: c.__name__)
+def test_pipeline_gridsearch_and_joblib(cls, frame):
+    X, y = frame
+    clf = cls(random_state=0, max_epochs=2)
+    pipe = Pipeline([("feat", CTRFeatureTransformer()), ("clf", clf)])
+    search = GridSearchCV(pipe, {"feat__min_frequency": [1, 2]}, cv=2, scoring="roc_auc")
+    search.fit(X, y)
+    best = search.best_estimator_
+    proba = best.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.isfinite(proba).all()
+    buffer = io.BytesIO()
+    joblib.dump(best, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X), proba)
