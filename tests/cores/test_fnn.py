@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -13,41 +12,15 @@ import skctr.estimators
 from skctr.cores.fnn import FNN
 from skctr.cores.linear import FactorizationMachineModel
 from skctr.estimators import FNNClassifier, LRClassifier
-from skctr.nn.embedding import TensorBatch
-from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
+from tests.cores.planted import SCHEMA, interaction_data, tiny_batch
 
-SCHEMA = FeatureSchema(
-    sparse=(SparseField("a", 7), SparseField("b", 5)),
-    dense=(DenseField("x"),),
-    sequence=(SequenceField("hist_a", 7, 4, shares="a"),),
-)
 SETTINGS = dict(max_epochs=5, learning_rate=0.01, batch_size=128, early_stopping=False)
-
-
-def _batch(n: int = 6) -> TensorBatch:
-    g = torch.Generator().manual_seed(0)
-    return TensorBatch(
-        torch.randint(0, 5, (n, 2), generator=g),
-        torch.randn(n, 1, generator=g),
-        (torch.randint(3, 7, (n, 4), generator=g),),
-        torch.randint(1, 5, (n, 1), generator=g),
-    )
-
-
-def _interaction_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Two columns whose effect is only their product (no main effects), two noise columns."""
-    rng = np.random.default_rng(seed)
-    codes = {name: rng.integers(0, 6, n) for name in "abcd"}
-    sign = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
-    logit = 2.5 * sign[codes["a"]] * sign[codes["b"]]
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame({k: [f"{k}{v}" for v in c] for k, c in codes.items()}), y
 
 
 def test_core_output_shape():
     core = FNN(SCHEMA, embedding_dim=3, hidden_units=(8,))
     assert core.mlp.in_dim == 1 + 4 * (3 + 1)
-    assert core(_batch()).shape == (6,)
+    assert core(tiny_batch(min_length=1)).shape == (6,)
 
 
 def test_core_has_the_fm_layout():
@@ -73,7 +46,7 @@ def test_initial_weights_are_the_trained_fm(monkeypatch, pretrain_fm):
 
     monkeypatch.setattr(skctr.estimators, "train", record_fm)
     monkeypatch.setattr(skctr.base, "train", record_start)
-    X, y = _interaction_data(500, 0)
+    X, y = interaction_data(500, 0)
     FNNClassifier(
         embedding_dim=3, hidden_units=(8,), pretrain_fm=pretrain_fm, random_state=0, **SETTINGS
     ).fit(X, y)
@@ -91,7 +64,7 @@ def test_initial_weights_are_the_trained_fm(monkeypatch, pretrain_fm):
 
 
 def test_deterministic():
-    X, y = _interaction_data(400, 0)
+    X, y = interaction_data(400, 0)
     params = dict(embedding_dim=3, hidden_units=(8,), random_state=3, **SETTINGS)
     a = FNNClassifier(**params).fit(X, y).predict_proba(X)
     b = FNNClassifier(**params).fit(X, y).predict_proba(X)
@@ -99,8 +72,8 @@ def test_deterministic():
 
 
 def test_learns_a_pairwise_interaction_lr_cannot():
-    X, y = _interaction_data(2000, 0)
-    X_test, y_test = _interaction_data(1000, 1)
+    X, y = interaction_data(2000, 0)
+    X_test, y_test = interaction_data(1000, 1)
     lr = LRClassifier(random_state=0, **SETTINGS).fit(X, y)
     fnn = FNNClassifier(embedding_dim=4, hidden_units=(16,), random_state=0, **SETTINGS).fit(X, y)
     auc_lr = roc_auc_score(y_test, lr.predict_proba(X_test)[:, 1])

@@ -10,26 +10,10 @@ from sklearn.metrics import roc_auc_score
 
 from skctr.cores.mlr import MixedLogisticRegression
 from skctr.estimators import LRClassifier, MLRClassifier
-from skctr.nn.embedding import TensorBatch
-from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
 from skctr.training.loop import to_tensors
+from tests.cores.planted import SCHEMA, tiny_batch
 
-SCHEMA = FeatureSchema(
-    sparse=(SparseField("a", 7), SparseField("b", 5)),
-    dense=(DenseField("x"),),
-    sequence=(SequenceField("hist_a", 7, 4, shares="a"),),
-)
 SETTINGS = dict(max_epochs=5, learning_rate=0.01, batch_size=128, early_stopping=False)
-
-
-def _batch(n: int = 6) -> TensorBatch:
-    g = torch.Generator().manual_seed(0)
-    return TensorBatch(
-        torch.randint(0, 5, (n, 2), generator=g),
-        torch.randn(n, 1, generator=g),
-        (torch.randint(3, 7, (n, 4), generator=g),),
-        torch.randint(1, 5, (n, 1), generator=g),
-    )
 
 
 def _region_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -45,7 +29,7 @@ def _region_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_core_output_shape():
     core = MixedLogisticRegression(SCHEMA, region_num=3)
-    batch = _batch()
+    batch = tiny_batch(min_length=1)
     assert core(batch).shape == (6,)
     regions = core.regions(batch)
     assert regions.shape == (6, 3)
@@ -56,7 +40,7 @@ def test_logit_is_that_of_the_mixture():
     core = MixedLogisticRegression(SCHEMA, region_num=3)
     torch.nn.init.normal_(core.region.table.weight)
     torch.nn.init.normal_(core.base.table.weight)
-    batch = _batch()
+    batch = tiny_batch(min_length=1)
     gate, base = core._scores(batch)
     p = (gate.double().exp() * torch.sigmoid(base.double())).sum(dim=1)
     torch.testing.assert_close(core(batch).double(), torch.logit(p), rtol=1e-4, atol=1e-4)
@@ -67,17 +51,17 @@ def test_logit_is_finite_at_the_extremes():
     with torch.no_grad():
         for sign in (1.0, -1.0):
             core.base_bias.fill_(sign * 1e4)
-            logits = core(_batch())
+            logits = core(tiny_batch(min_length=1))
             assert torch.isfinite(logits).all()
             assert (logits * sign > 1e3).all()
         core.base_bias.copy_(torch.tensor([1e4, -1e4]))
         core.region_bias.copy_(torch.tensor([1e4, -1e4]))
-        assert torch.isfinite(core(_batch())).all()
+        assert torch.isfinite(core(tiny_batch(min_length=1))).all()
 
 
 def test_one_region_is_logistic_regression():
     core = MixedLogisticRegression(SCHEMA, region_num=1)
-    batch = _batch()
+    batch = tiny_batch(min_length=1)
     expected = core.base(batch).sum(dim=(1, 2)) + core.base_bias
     torch.testing.assert_close(core(batch), expected, rtol=1e-5, atol=1e-5)
 

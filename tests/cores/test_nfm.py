@@ -3,48 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
 from skctr.cores.nfm import NFM
 from skctr.estimators import LRClassifier, NFMClassifier
 from skctr.nn import FactorizationMachine
-from skctr.nn.embedding import TensorBatch
-from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
+from tests.cores.planted import SCHEMA, interaction_data, tiny_batch
 
-SCHEMA = FeatureSchema(
-    sparse=(SparseField("a", 7), SparseField("b", 5)),
-    dense=(DenseField("x"),),
-    sequence=(SequenceField("hist_a", 7, 4, shares="a"),),
-)
 SETTINGS = dict(max_epochs=5, learning_rate=0.01, batch_size=128, early_stopping=False)
-
-
-def _batch(n: int = 6) -> TensorBatch:
-    g = torch.Generator().manual_seed(0)
-    return TensorBatch(
-        torch.randint(0, 5, (n, 2), generator=g),
-        torch.randn(n, 1, generator=g),
-        (torch.randint(3, 7, (n, 4), generator=g),),
-        torch.randint(1, 5, (n, 1), generator=g),
-    )
-
-
-def _interaction_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Two columns whose effect is only their product (no main effects), two noise columns."""
-    rng = np.random.default_rng(seed)
-    codes = {name: rng.integers(0, 6, n) for name in "abcd"}
-    sign = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
-    logit = 2.5 * sign[codes["a"]] * sign[codes["b"]]
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame({k: [f"{k}{v}" for v in c] for k, c in codes.items()}), y
 
 
 def test_core_output_shape():
     core = NFM(SCHEMA, embedding_dim=3, hidden_units=(8,), bi_dropout=0.5)
     assert core.mlp.in_dim == 3
-    batch = _batch()
+    batch = tiny_batch(min_length=1)
     assert core(batch).shape == (6,)
     # the interaction part starts at zero: an untrained NFM is its linear part
     torch.testing.assert_close(core(batch), core.linear(batch))
@@ -55,7 +28,7 @@ def test_without_hidden_layers_it_is_a_weighted_fm():
     with torch.no_grad():
         core.mlp.layers[0].weight.fill_(1.0)
         core.mlp.layers[0].bias.zero_()
-        batch = _batch()
+        batch = tiny_batch(min_length=1)
         expected = core.linear(batch) + FactorizationMachine()(core.embedding(batch))
         torch.testing.assert_close(core(batch), expected)
 
@@ -65,7 +38,7 @@ def test_bi_dropout_only_in_training():
     torch.manual_seed(0)
     torch.nn.init.normal_(core.embedding.table.weight)  # interactions big enough to see
     torch.nn.init.normal_(core.mlp.layers[-1].weight)  # and not multiplied by zero
-    batch = _batch()
+    batch = tiny_batch(min_length=1)
     train_out = core.train()(batch)
     eval_out = core.eval()(batch)
     assert not torch.equal(train_out, eval_out)
@@ -73,7 +46,7 @@ def test_bi_dropout_only_in_training():
 
 
 def test_deterministic():
-    X, y = _interaction_data(400, 0)
+    X, y = interaction_data(400, 0)
     params = dict(embedding_dim=3, hidden_units=(8,), bi_dropout=0.3, random_state=3)
     a = NFMClassifier(**params, **SETTINGS).fit(X, y).predict_proba(X)
     b = NFMClassifier(**params, **SETTINGS).fit(X, y).predict_proba(X)
@@ -81,8 +54,8 @@ def test_deterministic():
 
 
 def test_learns_a_pairwise_interaction_lr_cannot():
-    X, y = _interaction_data(2000, 0)
-    X_test, y_test = _interaction_data(1000, 1)
+    X, y = interaction_data(2000, 0)
+    X_test, y_test = interaction_data(1000, 1)
     lr = LRClassifier(random_state=0, **SETTINGS).fit(X, y)
     nfm = NFMClassifier(embedding_dim=4, hidden_units=(16,), random_state=0, **SETTINGS).fit(X, y)
     auc_lr = roc_auc_score(y_test, lr.predict_proba(X_test)[:, 1])

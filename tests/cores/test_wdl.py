@@ -10,25 +10,9 @@ from sklearn.metrics import roc_auc_score
 
 from skctr.cores.wdl import WideDeep, hash_codes
 from skctr.estimators import LRClassifier, WDLClassifier
-from skctr.nn.embedding import TensorBatch
-from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
+from tests.cores.planted import SCHEMA, tiny_batch
 
-SCHEMA = FeatureSchema(
-    sparse=(SparseField("a", 7), SparseField("b", 5)),
-    dense=(DenseField("x"),),
-    sequence=(SequenceField("hist_a", 7, 4, shares="a"),),
-)
 SETTINGS = dict(max_epochs=5, learning_rate=0.01, batch_size=128, early_stopping=False)
-
-
-def _batch(n: int = 6) -> TensorBatch:
-    g = torch.Generator().manual_seed(0)
-    return TensorBatch(
-        torch.randint(0, 5, (n, 2), generator=g),
-        torch.randn(n, 1, generator=g),
-        (torch.randint(3, 7, (n, 4), generator=g),),
-        torch.randint(1, 5, (n, 1), generator=g),
-    )
 
 
 def _cross_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -44,8 +28,8 @@ def _cross_data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_core_output_shape():
     core = WideDeep(SCHEMA, embedding_dim=3, hidden_units=(8,), cross_features=(("a", "b"),))
-    assert core(_batch()).shape == (6,)
-    assert WideDeep(SCHEMA, embedding_dim=3)(_batch()).shape == (6,)
+    assert core(tiny_batch(min_length=1)).shape == (6,)
+    assert WideDeep(SCHEMA, embedding_dim=3)(tiny_batch(min_length=1)).shape == (6,)
 
 
 def test_hash_is_deterministic_in_range_and_spreads():
@@ -64,7 +48,7 @@ def test_hash_is_deterministic_in_range_and_spreads():
 
 def test_cross_ids_use_one_block_per_cross():
     core = WideDeep(SCHEMA, cross_features=(("a", "b"), ("b",)), cross_buckets=50)
-    ids = core.cross_ids(_batch())
+    ids = core.cross_ids(tiny_batch(min_length=1))
     assert ids.shape == (6, 2)
     assert ((ids[:, 0] >= 0) & (ids[:, 0] < 50)).all()
     assert ((ids[:, 1] >= 50) & (ids[:, 1] < 100)).all()
