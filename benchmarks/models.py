@@ -676,6 +676,48 @@ def run_subprocess(python: str, spec: dict, workdir: str, timeout: float) -> dic
     return result
 
 
+def measured_run(python: str, spec: dict, workdir: str, args: argparse.Namespace) -> dict:
+    """Run one model, again while the machine was busy, and keep the quietest attempt.
+
+    The scores do not change between attempts (fixed seeds); only the timing does, and
+    other processes on a 2-core machine can inflate it several-fold.
+
+    Parameters
+    ----------
+    python : str
+        Interpreter for the worker.
+    spec : dict
+        The worker spec.
+    workdir : str
+        Scratch folder.
+    args : argparse.Namespace
+        ``timeout``, ``busy_threshold`` and ``busy_retries``.
+
+    Returns
+    -------
+    dict
+        The result of the attempt with the smallest ``foreign_cpu``; with several attempts,
+        ``attempts`` lists each one's ``fit_s``, ``wall_s`` and ``foreign_cpu``.
+    """
+    attempts = []
+    while True:
+        result = run_subprocess(python, spec, workdir, args.timeout)
+        attempts.append(result)
+        busy = result["foreign_cpu"] > args.busy_threshold
+        if "error" in result or not busy or len(attempts) > args.busy_retries:
+            break
+        log(
+            f"   {spec['model']:8s} {spec['kind']:5s} other processes used "
+            f"{100 * result['foreign_cpu']:.0f} % of the CPU: running it again"
+        )
+    best = min(attempts, key=lambda r: r["foreign_cpu"])
+    if len(attempts) > 1:
+        best["attempts"] = [
+            {k: a.get(k) for k in ("fit_s", "wall_s", "foreign_cpu")} for a in attempts
+        ]
+    return best
+
+
 def versions_of(python: str, packages: tuple[str, ...]) -> str:
     """Versions of python and of some packages, as seen by another interpreter.
 
@@ -768,10 +810,11 @@ def table_rows(summary: dict, dataset: str) -> list[list[str]]:
             elif "error" in run:
                 cells[library] = ["error¹", "", ""]
             else:
+                busy = run["foreign_cpu"] > summary["config"]["busy_threshold"]
                 cells[library] = [
                     fmt(run["auc"], 4),
                     fmt(run["logloss"], 4),
-                    fmt(run["fit_s"], 1),
+                    fmt(run["fit_s"], 1) + ("²" if busy else ""),
                 ]
         rows.append([spec.name] + [cells[lib][k] for k in range(3) for lib in ("skctr", "peer")])
     return rows
@@ -799,14 +842,16 @@ def header_lines(summary: dict) -> list[str]:
         f"threads per run, seed {cfg['seed']}, every model in a fresh subprocess.",
         f"Settings for both: embedding size {cfg['embedding_dim']}, MLP "
         f"{tuple(cfg['hidden_units'])} wherever the model has one, Adam (learning rate "
-        f"{cfg['learning_rate']}), batch size {cfg['batch_size']}, {cfg['epochs']} epoch(s), no "
-        "early stopping.",
+        f"{cfg['learning_rate']}), batch size {cfg['batch_size']}, {cfg['epochs']} "
+        f"epoch{'s' if cfg['epochs'] != 1 else ''}, no early stopping.",
         f"Input for both: {cfg['preprocessing']}.",
         "Fit time is the wall time of ``fit`` on the already encoded rows (its CPU time is "
-        "in the JSON as ``fit_cpu_s``). Times are indicative: other processes used up to "
-        f"{100 * summary['max_foreign_cpu']:.0f} % of the machine's CPU during a run "
-        "(median "
-        f"{100 * summary['median_foreign_cpu']:.0f} %).",
+        "in the JSON as ``fit_cpu_s``). Times are indicative: this is a small shared machine. "
+        f"A run during which other processes used more than {100 * cfg['busy_threshold']:.0f} "
+        f"% of the CPU was repeated up to {cfg['busy_retries']} times and the quietest attempt "
+        "kept; ² marks a time still measured on a busy machine, inflated, often several-fold "
+        f"({summary['n_busy']} of {summary['n_timed']} runs; median share of the CPU used by "
+        f"other processes {100 * summary['median_foreign_cpu']:.0f} %).",
     ]
 
 
@@ -973,8 +1018,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=600,
+        default=1200,
         help="seconds before one model run is killed (recorded as an error)",
+    )
+    parser.add_argument(
+        "--busy-threshold",
+        type=float,
+        default=0.2,
+        help="share of the CPU used by other processes above which a run's time is suspect",
+    )
+    parser.add_argument(
+        "--busy-retries",
+        type=int,
+        default=2,
+        help="times a run is repeated while the machine was busy; the quietest is kept",
     )
     parser.add_argument("--json", default=os.path.join(HERE, "results", "models.json"))
     parser.add_argument("--markdown", default=os.path.join(ROOT, "docs", "benchmarks", "models.md"))
@@ -1039,6 +1096,8 @@ def main(argv: list[str] | None = None) -> None:
             "learning_rate": LEARNING_RATE,
             "batch_size": BATCH_SIZE,
             "early_stopping": False,
+            "busy_threshold": args.busy_threshold,
+            "busy_retries": args.busy_retries,
             "preprocessing": PREPROCESSING,
             "models_detail": [
                 {
@@ -1079,7 +1138,7 @@ def main(argv: list[str] | None = None) -> None:
                         record["skipped"] = "needs a behaviour sequence; this dataset has none"
                     else:
                         record.update(
-                            run_subprocess(python, {**spec, "kind": library}, workdir, args.timeout)
+                            measured_run(python, {**spec, "kind": library}, workdir, args)
                         )
                     summary["runs"].append(record)
                     if "skipped" in record:
@@ -1100,6 +1159,10 @@ def main(argv: list[str] | None = None) -> None:
 
     foreign = sorted(r["foreign_cpu"] for r in summary["runs"] if "foreign_cpu" in r) or [0.0]
     summary["max_foreign_cpu"] = foreign[-1]
+    summary["n_timed"] = sum("fit_s" in r for r in summary["runs"])
+    summary["n_busy"] = sum(
+        "fit_s" in r and r["foreign_cpu"] > args.busy_threshold for r in summary["runs"]
+    )
     summary["median_foreign_cpu"] = foreign[len(foreign) // 2]
     summary["total_wall_s"] = round(time.perf_counter() - started, 1)
     for path, text in (
