@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import EncodedBatch
+from .optim import LazyAdam
 
 
 def to_tensors(batch: EncodedBatch) -> TensorBatch:
@@ -71,7 +72,7 @@ def make_optimizers(core: nn.Module, learning_rate: float) -> list[torch.optim.O
     if dense_params:
         optimizers.append(torch.optim.Adam(dense_params, lr=learning_rate))
     if sparse_params:
-        optimizers.append(torch.optim.SparseAdam(sparse_params, lr=learning_rate))
+        optimizers.append(LazyAdam(sparse_params, lr=learning_rate))
     return optimizers
 
 
