@@ -77,7 +77,7 @@ class AutoInt(nn.Module):
         nn.init.zeros_(self.head.bias)  # start at p = 0.5, not at a random offset
         self.mlp = (
             MLP(
-                num_fields * embedding_dim,
+                self.embedding.deep_dim,
                 hidden_units,
                 dropout=dropout,
                 activation=activation,
@@ -92,5 +92,6 @@ class AutoInt(nn.Module):
         fields = self.embedding(batch)
         logit = self.head(self.interacting(fields).flatten(1)).squeeze(-1)
         if self.mlp is not None:
-            logit = logit + self.mlp(fields.flatten(1)).squeeze(-1)
+            deep_in = self.embedding.deep_input(fields, batch.dense)
+            logit = logit + self.mlp(deep_in).squeeze(-1)
         return logit

@@ -15,8 +15,8 @@ from ..preprocessing.schema import FeatureSchema
 class DCN(nn.Module):
     r"""Deep & Cross Network: a cross network and an MLP side by side on one input.
 
-    ``x0 = flatten(E)`` stacks every field's vector (sequences pooled, a dense field as
-    value × learnt vector). The cross network computes ``x_{l+1} = x0 (x_l^T w_l) + b_l + x_l``
+    ``x0`` stacks every categorical field's vector (sequences pooled) and the dense values,
+    as in the paper. The cross network computes ``x_{l+1} = x0 (x_l^T w_l) + b_l + x_l``
     (``"vector"``, DCN) or ``x_{l+1} = x0 ⊙ (W_l x_l + b_l) + x_l`` (``"matrix"``, DCN-M /
     DCN-V2), so layer ``l`` holds interactions up to degree ``l + 1``; the MLP runs on the
     same ``x0`` and ``logit = w^T [x_L, MLP(x0)] + b``. Wang, Fu, Fu and Wang, "Deep & Cross
@@ -29,7 +29,8 @@ class DCN(nn.Module):
     schema : FeatureSchema
         The fields.
     embedding_dim : int, default=8
-        Size K of each field's vector; ``x0`` has ``D = num_fields * K`` entries.
+        Size K of each field's vector; ``x0`` has ``K`` entries per sparse or
+        sequence field and one per dense field.
     hidden_units : sequence of int, default=(256, 128)
         Widths of the MLP's hidden layers; ``()`` leaves the cross network alone.
     dropout : float, default=0.0
@@ -61,8 +62,8 @@ class DCN(nn.Module):
         sequence_pooling: str = "mean",
     ) -> None:
         super().__init__()
-        in_dim = schema.num_fields * embedding_dim
         self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        in_dim = self.embedding.deep_dim
         self.cross = CrossNetwork(in_dim, cross_num, cross_parameterization)
         self.mlp = (
             MLP(in_dim, hidden_units, dropout=dropout, activation=activation)
@@ -75,6 +76,6 @@ class DCN(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        x0 = self.embedding(batch).flatten(1)
+        x0 = self.embedding.deep_input(self.embedding(batch), batch.dense)
         parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(x0)]
         return self.head(torch.cat(parts, dim=1)).squeeze(-1)

@@ -14,9 +14,11 @@ from ..preprocessing.schema import FeatureSchema
 class DeepFM(nn.Module):
     """DeepFM: a factorization machine and an MLP sharing one embedding.
 
-    ``logit = linear(x) + FM(E) + MLP(flatten(E))``, where ``E`` holds one vector per field
-    (sequences pooled). Guo, Tang, Ye, Li and He, "DeepFM: A Factorization-Machine based
-    Neural Network for CTR Prediction", IJCAI 2017 (arXiv:1703.04247).
+    ``logit = linear(x) + FM(E) + MLP(deep(E))``, where ``E`` holds one vector per field
+    (sequences pooled); ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`)
+    is the categorical field vectors and the raw dense values. Guo, Tang, Ye, Li and He,
+    "DeepFM: A Factorization-Machine based Neural Network for CTR Prediction", IJCAI 2017
+    (arXiv:1703.04247).
 
     Parameters
     ----------
@@ -53,7 +55,7 @@ class DeepFM(nn.Module):
         self.linear = LinearTerm(schema, pooling=sequence_pooling)
         self.fm = FactorizationMachine()
         self.mlp = MLP(
-            schema.num_fields * embedding_dim,
+            self.embedding.deep_dim,
             hidden_units,
             dropout=dropout,
             activation=activation,
@@ -63,5 +65,5 @@ class DeepFM(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         fields = self.embedding(batch)
-        deep = self.mlp(fields.flatten(1)).squeeze(-1)
+        deep = self.mlp(self.embedding.deep_input(fields, batch.dense)).squeeze(-1)
         return self.linear(batch) + self.fm(fields) + deep

@@ -130,7 +130,7 @@ class DIN(nn.Module):
             else None
         )
         self.mlp = MLP(
-            schema.num_fields * embedding_dim,
+            self.embedding.deep_dim,
             hidden_units,
             dropout=dropout,
             activation=activation,
@@ -156,5 +156,5 @@ class DIN(nn.Module):
             attended = self.attention(query, keys, lengths).split(self.embedding_dim, dim=1)
             for j, vector in zip(self.histories, attended, strict=True):
                 seqs[j] = vector
-        fields = [sparse, emb.dense_embeddings(batch.dense), *(s.unsqueeze(1) for s in seqs)]
-        return self.mlp(torch.cat(fields, dim=1).flatten(1)).squeeze(-1)
+        deep_in = torch.cat([sparse.flatten(1), *seqs, batch.dense], dim=1)
+        return self.mlp(deep_in).squeeze(-1)

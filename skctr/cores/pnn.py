@@ -17,7 +17,7 @@ PRODUCT_TYPES = ("inner", "outer", "both")
 class PNN(nn.Module):
     """Product-based neural network: field-pair products next to the embeddings, then an MLP.
 
-    The product layer emits the linear signal ``z = flatten(E)`` and a product signal ``p``
+    The product layer emits the linear signal ``z = deep(E)`` and a product signal ``p``
     with one entry per field pair ``i < j``: the inner product ``<e_i, e_j>`` (IPNN), the
     kernel product ``e_i^T W_ij e_j`` (OPNN, kernel form of the journal version) or both.
     ``MLP([z, p])`` gives the logit; its first layer is the paper's ``l_z + l_p + b_1``.
@@ -75,13 +75,13 @@ class PNN(nn.Module):
             if product_type in ("outer", "both") and num_fields >= 2
             else None
         )
-        width = num_fields * embedding_dim + num_pairs * (2 if product_type == "both" else 1)
+        width = self.embedding.deep_dim + num_pairs * (2 if product_type == "both" else 1)
         self.mlp = MLP(width, hidden_units, dropout=dropout, activation=activation, output_dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         fields = self.embedding(batch)
-        parts = [fields.flatten(1)]
+        parts = [self.embedding.deep_input(fields, batch.dense)]
         if self.inner is not None:
             parts.append(self.inner(fields))
         if self.outer is not None:

@@ -40,9 +40,11 @@ def hash_codes(codes: Tensor, buckets: int) -> Tensor:
 class WideDeep(nn.Module):
     """Wide & Deep: a linear model on raw and crossed fields plus an MLP on embeddings.
 
-    ``logit = linear(x) + sum_c w_c[hash(x_c) mod buckets] + MLP(flatten(E))``. Each declared
+    ``logit = linear(x) + sum_c w_c[hash(x_c) mod buckets] + MLP(deep(E))``. Each declared
     cross ``c`` (a tuple of sparse field names) is hashed from the fields' codes inside the
     model, into ``cross_buckets`` weights of its own, so crosses need no preprocessing step.
+    The MLP reads ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`): the
+    categorical field vectors and the raw dense values, as in the paper.
     Cheng et al., "Wide & Deep Learning for Recommender Systems", DLRS 2016
     (arXiv:1606.07792).
 
@@ -90,7 +92,7 @@ class WideDeep(nn.Module):
         nn.init.zeros_(self.cross_weights.weight)
         self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
         self.mlp = MLP(
-            schema.num_fields * embedding_dim,
+            self.embedding.deep_dim,
             hidden_units,
             dropout=dropout,
             activation=activation,
@@ -109,7 +111,8 @@ class WideDeep(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         wide = self.linear(batch) + self.cross_weights(self.cross_ids(batch)).sum(dim=(1, 2))
-        deep = self.mlp(self.embedding(batch).flatten(1)).squeeze(-1)
+        deep_in = self.embedding.deep_input(self.embedding(batch), batch.dense)
+        deep = self.mlp(deep_in).squeeze(-1)
         return wide + deep
 
 

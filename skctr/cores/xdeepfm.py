@@ -15,8 +15,10 @@ from ..preprocessing.schema import FeatureSchema
 class XDeepFM(nn.Module):
     r"""xDeepFM: linear term + Compressed Interaction Network + MLP on one shared embedding.
 
-    ``logit = linear(x) + w^T CIN(E) + MLP(flatten(E))``, where ``E`` holds one vector per
-    field (sequences pooled). The CIN builds explicit, vector-wise interactions: its layer
+    ``logit = linear(x) + w^T CIN(E) + MLP(deep(E))``, where ``E`` holds one vector per
+    field (sequences pooled); ``deep(E)``
+    (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`) is the categorical field vectors
+    and the raw dense values. The CIN builds explicit, vector-wise interactions: its layer
     ``k`` holds interactions of degree ``k + 1`` between whole field vectors, each map
     sum-pooled over the embedding axis; the MLP learns implicit, bit-wise ones. Lian, Zhou,
     Zhang, Chen, Xie and Sun, "xDeepFM: Combining Explicit and Implicit Feature Interactions
@@ -71,7 +73,7 @@ class XDeepFM(nn.Module):
         )
         self.cin_head = nn.Linear(self.cin.output_dim, 1, bias=False)  # linear has the bias
         self.mlp = MLP(
-            num_fields * embedding_dim,
+            self.embedding.deep_dim,
             hidden_units,
             dropout=dropout,
             activation=activation,
@@ -82,5 +84,5 @@ class XDeepFM(nn.Module):
         """Logits of shape (B,)."""
         fields = self.embedding(batch)
         explicit = self.cin_head(self.cin(fields)).squeeze(-1)
-        implicit = self.mlp(fields.flatten(1)).squeeze(-1)
+        implicit = self.mlp(self.embedding.deep_input(fields, batch.dense)).squeeze(-1)
         return self.linear(batch) + explicit + implicit

@@ -72,7 +72,8 @@ class FieldEmbedding(nn.Module):
     embedded by a single lookup. A sequence that shares a sparse field's vocabulary
     (``hist_item_id`` and ``item_id``) uses that field's rows. A dense field ``d`` is
     embedded as ``x_d * v_d`` with a learnt vector ``v_d``. With ``sparse=True`` the table
-    gets sparse gradients, so an optimiser such as ``torch.optim.SparseAdam`` updates only
+    gets sparse gradients, so an optimiser such as :class:`skctr.training.optim.LazyAdam`
+    updates only
     the rows a batch touches.
 
     While training, the module records ``last_penalty``: the batch mean of the squared
@@ -167,6 +168,39 @@ class FieldEmbedding(nn.Module):
         if not pooled:
             return batch.dense.new_zeros(batch.num_rows, 0, self.embedding_dim)
         return torch.stack(pooled, dim=1)
+
+    @property
+    def deep_dim(self) -> int:
+        """Width of :meth:`deep_input`: K per sparse and sequence field, 1 per dense field."""
+        schema = self.schema
+        return (len(schema.sparse) + len(schema.sequence)) * self.embedding_dim + len(schema.dense)
+
+    def deep_input(self, fields: Tensor, dense: Tensor) -> Tensor:
+        """The input of a model's MLP: categorical field vectors and the raw dense values.
+
+        A first MLP layer ``W`` applied to a dense field's vector ``x_d * v_d`` computes
+        ``x_d * (W_d v_d)``, a learnt column times ``x_d``; feeding ``x_d`` itself gives the
+        same functions with ``K`` times fewer multiplications per dense field (the column
+        is then learnt freely instead of through ``v_d``, which the model's interaction
+        part keeps using). Deep & Cross builds its ``x0`` this way in the paper.
+
+        Parameters
+        ----------
+        fields : Tensor of shape (B, n_sparse + n_dense + n_sequence, K)
+            The output of :meth:`forward` (or any tensor with that layout).
+        dense : Tensor of shape (B, n_dense)
+            The batch's dense values.
+
+        Returns
+        -------
+        Tensor of shape (B, deep_dim)
+            Sparse field vectors, then sequence field vectors (flattened), then ``dense``.
+        """
+        n_sparse, n_dense = len(self.schema.sparse), len(self.schema.dense)
+        if n_dense == 0:
+            return fields.flatten(1)
+        parts = [fields[:, :n_sparse].flatten(1), fields[:, n_sparse + n_dense :].flatten(1)]
+        return torch.cat([*parts, dense], dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """All fields as vectors: (B, n_sparse + n_dense + n_sequence, K)."""

@@ -37,7 +37,7 @@ def test_core_output_shape(parameterization, hidden_units):
         cross_num=3,
         cross_parameterization=parameterization,
     )
-    d = SCHEMA.num_fields * 3
+    d = 3 * 3 + 1  # a, b and hist_a vectors of width 3, then the raw dense value
     assert core.cross.in_dim == d and core.cross.num_layers == 3
     assert core.head.in_features == d + (hidden_units[-1] if hidden_units else 0)
     assert core(tiny_batch()).shape == (6,)
@@ -46,7 +46,7 @@ def test_core_output_shape(parameterization, hidden_units):
 def test_cross_only_logit_is_a_linear_map_of_the_cross_output():
     core = DCN(SCHEMA, embedding_dim=3, hidden_units=()).eval()
     batch = tiny_batch()
-    x0 = core.embedding(batch).flatten(1)
+    x0 = core.embedding.deep_input(core.embedding(batch), batch.dense)
     torch.testing.assert_close(core(batch), core.head(core.cross(x0)).squeeze(-1))
 
 

@@ -19,7 +19,8 @@ SETTINGS = dict(max_epochs=5, learning_rate=0.01, batch_size=128, early_stopping
 @pytest.mark.parametrize(("product_type", "n_products"), [("inner", 6), ("outer", 6), ("both", 12)])
 def test_core_output_shape(product_type, n_products):
     core = PNN(SCHEMA, embedding_dim=3, hidden_units=(8,), product_type=product_type)
-    assert core.mlp.in_dim == 4 * 3 + n_products
+    # three categorical fields of width 3, one raw dense value, the products
+    assert core.mlp.in_dim == 3 * 3 + 1 + n_products
     assert core(tiny_batch(min_length=1)).shape == (6,)
 
 

@@ -55,3 +55,22 @@ def test_fused_lookup_equals_per_field_lookup():
         n = int(batch.lengths[i, 0])
         pooled = w[batch.sequences[0][i, :n]].mean(0) if n else torch.zeros(3)
         torch.testing.assert_close(out[i, 3], pooled)  # shares field a's rows
+
+
+def test_deep_input_holds_categorical_vectors_then_raw_dense_values():
+    torch.manual_seed(0)
+    emb = FieldEmbedding(SCHEMA, 3).eval()
+    batch = _batch(5, np.random.default_rng(3))
+    fields = emb(batch)
+    deep = emb.deep_input(fields, batch.dense)
+    assert deep.shape == (5, emb.deep_dim) == (5, 3 * 3 + 1)
+    expected = torch.cat([fields[:, 0], fields[:, 1], fields[:, 3], batch.dense], dim=1)
+    torch.testing.assert_close(deep, expected)
+
+
+def test_deep_input_without_dense_fields_is_the_flattened_vectors():
+    schema = FeatureSchema(sparse=(SparseField("a", 50), SparseField("b", 20)))
+    emb = FieldEmbedding(schema, 4)
+    fields = torch.randn(2, 2, 4)
+    assert emb.deep_dim == 8
+    torch.testing.assert_close(emb.deep_input(fields, torch.zeros(2, 0)), fields.flatten(1))
