@@ -89,9 +89,8 @@ class AutoInt(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields = self.embedding(batch)
+        fields, deep_in = self.embedding.fields_and_deep(batch)
         logit = self.head(self.interacting(fields).flatten(1)).squeeze(-1)
         if self.mlp is not None:
-            deep_in = self.embedding.deep_input(fields, batch.dense)
             logit = logit + self.mlp(deep_in).squeeze(-1)
         return logit

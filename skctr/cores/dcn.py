@@ -76,6 +76,6 @@ class DCN(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        x0 = self.embedding.deep_input(self.embedding(batch), batch.dense)
+        x0 = self.embedding.fields_and_deep(batch)[1]
         parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(x0)]
         return self.head(torch.cat(parts, dim=1)).squeeze(-1)

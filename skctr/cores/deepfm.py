@@ -15,7 +15,7 @@ class DeepFM(nn.Module):
     """DeepFM: a factorization machine and an MLP sharing one embedding.
 
     ``logit = linear(x) + FM(E) + MLP(deep(E))``, where ``E`` holds one vector per field
-    (sequences pooled); ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`)
+    (sequences pooled); ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.fields_and_deep`)
     is the categorical field vectors and the raw dense values. Guo, Tang, Ye, Li and He,
     "DeepFM: A Factorization-Machine based Neural Network for CTR Prediction", IJCAI 2017
     (arXiv:1703.04247).
@@ -64,6 +64,6 @@ class DeepFM(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields = self.embedding(batch)
-        deep = self.mlp(self.embedding.deep_input(fields, batch.dense)).squeeze(-1)
+        fields, deep_in = self.embedding.fields_and_deep(batch)
+        deep = self.mlp(deep_in).squeeze(-1)
         return self.linear(batch) + self.fm(fields) + deep

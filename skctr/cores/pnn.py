@@ -80,8 +80,8 @@ class PNN(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields = self.embedding(batch)
-        parts = [self.embedding.deep_input(fields, batch.dense)]
+        fields, deep_in = self.embedding.fields_and_deep(batch)
+        parts = [deep_in]
         if self.inner is not None:
             parts.append(self.inner(fields))
         if self.outer is not None:

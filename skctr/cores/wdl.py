@@ -43,7 +43,7 @@ class WideDeep(nn.Module):
     ``logit = linear(x) + sum_c w_c[hash(x_c) mod buckets] + MLP(deep(E))``. Each declared
     cross ``c`` (a tuple of sparse field names) is hashed from the fields' codes inside the
     model, into ``cross_buckets`` weights of its own, so crosses need no preprocessing step.
-    The MLP reads ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`): the
+    The MLP reads ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.fields_and_deep`): the
     categorical field vectors and the raw dense values, as in the paper.
     Cheng et al., "Wide & Deep Learning for Recommender Systems", DLRS 2016
     (arXiv:1606.07792).
@@ -111,7 +111,7 @@ class WideDeep(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         wide = self.linear(batch) + self.cross_weights(self.cross_ids(batch)).sum(dim=(1, 2))
-        deep_in = self.embedding.deep_input(self.embedding(batch), batch.dense)
+        deep_in = self.embedding.fields_and_deep(batch)[1]
         deep = self.mlp(deep_in).squeeze(-1)
         return wide + deep
 

@@ -17,7 +17,7 @@ class XDeepFM(nn.Module):
 
     ``logit = linear(x) + w^T CIN(E) + MLP(deep(E))``, where ``E`` holds one vector per
     field (sequences pooled); ``deep(E)``
-    (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`) is the categorical field vectors
+    (:meth:`~skctr.nn.embedding.FieldEmbedding.fields_and_deep`) is the categorical field vectors
     and the raw dense values. The CIN builds explicit, vector-wise interactions: its layer
     ``k`` holds interactions of degree ``k + 1`` between whole field vectors, each map
     sum-pooled over the embedding axis; the MLP learns implicit, bit-wise ones. Lian, Zhou,
@@ -82,7 +82,7 @@ class XDeepFM(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields = self.embedding(batch)
+        fields, deep_in = self.embedding.fields_and_deep(batch)
         explicit = self.cin_head(self.cin(fields)).squeeze(-1)
-        implicit = self.mlp(self.embedding.deep_input(fields, batch.dense)).squeeze(-1)
+        implicit = self.mlp(deep_in).squeeze(-1)
         return self.linear(batch) + explicit + implicit

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..preprocessing.schema import PAD, FeatureSchema
 from .sequence import SequencePooling
@@ -76,9 +77,6 @@ class FieldEmbedding(nn.Module):
     updates only
     the rows a batch touches.
 
-    While training, the module records ``last_penalty``: the batch mean of the squared
-    norms of the vectors it looked up, so an L2 penalty costs what the batch touches.
-
     Parameters
     ----------
     schema : FeatureSchema
@@ -131,22 +129,10 @@ class FieldEmbedding(nn.Module):
         )
         self.seq_offsets = seq_offsets
         self.pool = SequencePooling(pooling)
-        self.last_penalty: Tensor | None = None
-
-    def _lookup(self, codes: Tensor, padding: Tensor | None = None) -> Tensor:
-        out = self.table(codes)
-        if self.training:
-            squared = out.pow(2).sum(-1)
-            if padding is not None:
-                squared = squared.masked_fill(padding, 0.0)
-            penalty = squared.sum() / max(codes.shape[0], 1)
-            previous = self.last_penalty
-            self.last_penalty = penalty if previous is None else previous + penalty
-        return out
 
     def sparse_embeddings(self, codes: Tensor) -> Tensor:
         """Vectors of the sparse fields: (B, n_sparse) codes -> (B, n_sparse, K)."""
-        return self._lookup(codes + self.sparse_offsets)
+        return self.table(codes + self.sparse_offsets)
 
     def dense_embeddings(self, values: Tensor) -> Tensor:
         """Vectors of the dense fields: (B, n_dense) values -> (B, n_dense, K)."""
@@ -157,7 +143,12 @@ class FieldEmbedding(nn.Module):
 
         Padding positions get vectors too; mask them with the lengths.
         """
-        return self._lookup(codes + self.seq_offsets[index], padding=codes == PAD)
+        offset = self.seq_offsets[index]
+        # padding_idx: the padding positions add nothing to the gradient (nor to the L2
+        # penalty the optimiser derives from it)
+        return F.embedding(
+            codes + offset, self.table.weight, padding_idx=offset + PAD, sparse=self.table.sparse
+        )
 
     def pooled_sequences(self, batch: TensorBatch) -> Tensor:
         """Each sequence pooled into one vector: (B, n_sequence, K)."""
@@ -171,14 +162,16 @@ class FieldEmbedding(nn.Module):
 
     @property
     def deep_dim(self) -> int:
-        """Width of :meth:`deep_input`: K per sparse and sequence field, 1 per dense field."""
+        """Width of the MLP input of :meth:`fields_and_deep`: K per sparse and sequence
+        field, 1 per dense field."""
         schema = self.schema
         return (len(schema.sparse) + len(schema.sequence)) * self.embedding_dim + len(schema.dense)
 
-    def deep_input(self, fields: Tensor, dense: Tensor) -> Tensor:
-        """The input of a model's MLP: categorical field vectors and the raw dense values.
+    def fields_and_deep(self, batch: TensorBatch) -> tuple[Tensor, Tensor]:
+        """All fields as vectors, and the input of a model's MLP.
 
-        A first MLP layer ``W`` applied to a dense field's vector ``x_d * v_d`` computes
+        The MLP input holds the categorical field vectors and the raw dense values. A first
+        MLP layer ``W`` applied to a dense field's vector ``x_d * v_d`` computes
         ``x_d * (W_d v_d)``, a learnt column times ``x_d``; feeding ``x_d`` itself gives the
         same functions with ``K`` times fewer multiplications per dense field (the column
         is then learnt freely instead of through ``v_d``, which the model's interaction
@@ -186,21 +179,26 @@ class FieldEmbedding(nn.Module):
 
         Parameters
         ----------
-        fields : Tensor of shape (B, n_sparse + n_dense + n_sequence, K)
-            The output of :meth:`forward` (or any tensor with that layout).
-        dense : Tensor of shape (B, n_dense)
-            The batch's dense values.
+        batch : TensorBatch
+            The rows.
 
         Returns
         -------
-        Tensor of shape (B, deep_dim)
-            Sparse field vectors, then sequence field vectors (flattened), then ``dense``.
+        fields : Tensor of shape (B, n_sparse + n_dense + n_sequence, K)
+            What :meth:`forward` returns.
+        deep : Tensor of shape (B, deep_dim)
+            Sparse field vectors, then sequence field vectors (flattened), then the dense
+            values.
         """
-        n_sparse, n_dense = len(self.schema.sparse), len(self.schema.dense)
-        if n_dense == 0:
-            return fields.flatten(1)
-        parts = [fields[:, :n_sparse].flatten(1), fields[:, n_sparse + n_dense :].flatten(1)]
-        return torch.cat([*parts, dense], dim=1)
+        sparse = self.sparse_embeddings(batch.sparse)
+        parts = [sparse, self.dense_embeddings(batch.dense)]
+        deep = [sparse.flatten(1)]
+        if batch.sequences:
+            pooled = self.pooled_sequences(batch)
+            parts.append(pooled)
+            deep.append(pooled.flatten(1))
+        deep.append(batch.dense)
+        return torch.cat(parts, dim=1), torch.cat(deep, dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """All fields as vectors: (B, n_sparse + n_dense + n_sequence, K)."""

@@ -2,7 +2,7 @@
 
 Batches are sliced from tensors built once per ``fit`` (no per-row ``Dataset``/collate),
 embedding tables get sparse gradients and a lazy Adam (the rows a batch touches), and the
-L2 penalty on embeddings covers the looked-up vectors only.
+L2 penalty on embeddings covers the looked-up rows only (applied by :class:`LazyAdam`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
-from torch import Tensor, nn
+from torch import nn
 
-from ..nn.embedding import FieldEmbedding, TensorBatch
+from ..nn.embedding import TensorBatch
 from ..preprocessing.schema import EncodedBatch
 from .optim import LazyAdam
 
@@ -74,16 +74,6 @@ def make_optimizers(core: nn.Module, learning_rate: float) -> list[torch.optim.O
     if sparse_params:
         optimizers.append(LazyAdam(sparse_params, lr=learning_rate))
     return optimizers
-
-
-def embedding_penalty(core: nn.Module) -> Tensor | None:
-    """Sum of the penalties the core's :class:`FieldEmbedding` modules recorded this step."""
-    total = None
-    for m in core.modules():
-        if isinstance(m, FieldEmbedding) and m.last_penalty is not None:
-            total = m.last_penalty if total is None else total + m.last_penalty
-            m.last_penalty = None
-    return total
 
 
 #: Rows per forward pass in :func:`predict_logits`. Every pass has exactly this many rows
@@ -173,7 +163,8 @@ def train(
     """Train ``core`` for up to ``config.max_epochs`` epochs.
 
     Each epoch shuffles the rows with ``generator`` and takes one Adam step per batch on the
-    weighted mean binary cross-entropy of the logits plus the embedding penalty. With
+    weighted mean binary cross-entropy of the logits, plus the L2 penalty on the
+    embedding rows the batch looks up. With
     ``val`` the loop records the validation log-loss and AUC, stops after
     ``n_iter_no_change`` epochs without improvement and restores the best weights. A
     non-finite training loss stops training, restores the weights of the last good epoch
@@ -230,17 +221,15 @@ def train(
                 batch = data.index(rows).to(config.device)
                 yb = targets[rows].to(config.device)
                 wb = weights[rows].to(config.device)
-                embedding_penalty(core)  # clear what a previous forward left
                 logits = core(batch)
                 loss = (loss_fn(logits, yb) * wb).mean()
-                objective = loss
-                penalty = embedding_penalty(core)
-                if config.l2_embedding and penalty is not None:
-                    objective = loss + config.l2_embedding * penalty
                 for opt in state.optimizers:
                     opt.zero_grad(set_to_none=True)
-                objective.backward()
+                loss.backward()
                 for opt in state.optimizers:
+                    if isinstance(opt, LazyAdam):  # the L2 penalty, averaged over the batch
+                        for group in opt.param_groups:
+                            group["l2"] = config.l2_embedding / len(rows)
                     opt.step()
                 total += loss.detach().double().cpu() * len(rows)
             train_loss = float(total) / max(n, 1)

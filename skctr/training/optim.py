@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -24,6 +24,12 @@ class LazyAdam(torch.optim.Optimizer):
        update of :class:`torch.optim.Adam` (Kingma and Ba, 2015) to them, and writes them
        back.
 
+    With ``l2 > 0`` each looked-up occurrence of a row also adds ``l2 * ||w_row||^2`` to the
+    objective: the gradient ``2 * l2 * count_row * w_row`` is added to the rows' summed
+    gradient here, on the distinct rows, rather than through autograd on every looked-up
+    vector. The row a sequence's padding looks up (its vectors are masked out by every
+    pooling) is decayed like any other.
+
     Rows the batch did not touch keep their weights and moments ("lazy" Adam); the bias
     corrections use the optimiser's step count, as in :class:`torch.optim.SparseAdam`. The
     result is what :class:`torch.optim.Adam` would do to the touched rows alone, without
@@ -41,6 +47,10 @@ class LazyAdam(torch.optim.Optimizer):
         Decay rates of the first and second moment estimates.
     eps : float, default=1e-8
         Added to the denominator.
+    l2 : float, default=0.0
+        L2 penalty per looked-up occurrence of a row (see above). The training loop sets
+        it each step to ``l2_embedding / batch_rows``, so the penalty is averaged over
+        the batch.
     """
 
     def __init__(
@@ -49,6 +59,7 @@ class LazyAdam(torch.optim.Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        l2: float = 0.0,
     ) -> None:
         if not lr > 0.0:
             raise ValueError(f"LazyAdam: lr must be > 0, got {lr!r}.")
@@ -56,7 +67,9 @@ class LazyAdam(torch.optim.Optimizer):
             raise ValueError(f"LazyAdam: betas must lie in [0, 1), got {betas!r}.")
         if not eps >= 0.0:
             raise ValueError(f"LazyAdam: eps must be >= 0, got {eps!r}.")
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        if not l2 >= 0.0:
+            raise ValueError(f"LazyAdam: l2 must be >= 0, got {l2!r}.")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "l2": l2})
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -75,7 +88,7 @@ class LazyAdam(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        rows_cache: tuple[Tensor, Tensor, Tensor] | None = None
+        rows_cache: _Rows | None = None
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -93,9 +106,16 @@ class LazyAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                rows, summed, rows_cache = _distinct_rows(grad, rows_cache)
+                rows_cache = _distinct_rows(grad, rows_cache)
+                rows = rows_cache.rows
                 if rows.numel() == 0:
                     continue
+                summed = grad._values().new_zeros((rows.numel(), *p.shape[1:]))
+                summed.index_add_(0, rows_cache.inverse, grad._values())
+                weights = p.index_select(0, rows)
+                if group["l2"]:
+                    decay = rows_cache.counts.to(weights.dtype).mul_(2.0 * group["l2"])
+                    summed.addcmul_(weights, decay.view(-1, *([1] * (weights.dim() - 1))))
                 exp_avg = state["exp_avg"].index_select(0, rows)
                 exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
                 exp_avg.lerp_(summed, 1.0 - beta1)
@@ -103,7 +123,6 @@ class LazyAdam(torch.optim.Optimizer):
                 bias1 = 1.0 - beta1 ** state["step"]
                 bias2 = 1.0 - beta2 ** state["step"]
                 denom = exp_avg_sq.sqrt().div_(math.sqrt(bias2)).add_(group["eps"])
-                weights = p.index_select(0, rows)
                 weights.addcdiv_(exp_avg, denom, value=-group["lr"] / bias1)
                 state["exp_avg"].index_copy_(0, rows, exp_avg)
                 state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
@@ -111,21 +130,24 @@ class LazyAdam(torch.optim.Optimizer):
         return loss
 
 
-def _distinct_rows(
-    grad: Tensor, cache: tuple[Tensor, Tensor, Tensor] | None
-) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
-    """The distinct rows of a sparse gradient and the summed gradient of each.
+class _Rows(NamedTuple):
+    """The distinct rows a sparse gradient names (see :func:`_distinct_rows`)."""
 
-    ``cache`` holds the previous gradient's (indices, rows, inverse); if this gradient
-    names the same indices in the same order, the ``torch.unique`` is reused.
+    indices: Tensor  # the gradient's row indices, one per entry
+    rows: Tensor  # the distinct rows, sorted
+    inverse: Tensor  # position in ``rows`` of each entry
+    counts: Tensor  # entries per distinct row
+
+
+def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
+    """The distinct rows of a sparse gradient, where each entry goes, and their counts.
+
+    ``cache`` holds the previous gradient's answer; if this gradient names the same indices
+    in the same order (tables looked up with the same codes), ``torch.unique`` is skipped.
     """
     indices = grad._indices()[0]
-    values = grad._values()
-    if grad.is_coalesced():
-        return indices, values, (indices, indices, torch.arange(indices.numel()))
-    if cache is not None and cache[0].shape == indices.shape and torch.equal(cache[0], indices):
-        rows, inverse = cache[1], cache[2]
-    else:
-        rows, inverse = torch.unique(indices, return_inverse=True)
-    summed = values.new_zeros((rows.numel(), *values.shape[1:])).index_add_(0, inverse, values)
-    return rows, summed, (indices, rows, inverse)
+    if cache is not None and cache.indices.shape == indices.shape:
+        if cache.indices is indices or torch.equal(cache.indices, indices):
+            return cache
+    rows, inverse, counts = torch.unique(indices, return_inverse=True, return_counts=True)
+    return _Rows(indices, rows, inverse, counts)

@@ -51,7 +51,7 @@ def test_autoint_plus_adds_the_mlp_logit():
     batch = tiny_batch()
     fields = core.embedding(batch)
     attention = core.head(core.interacting(fields).flatten(1)).squeeze(-1)
-    deep = core.mlp(core.embedding.deep_input(fields, batch.dense)).squeeze(-1)
+    deep = core.mlp(core.embedding.fields_and_deep(batch)[1]).squeeze(-1)
     torch.testing.assert_close(core(batch), attention + deep)
 
 

@@ -46,7 +46,7 @@ def test_core_output_shape(parameterization, hidden_units):
 def test_cross_only_logit_is_a_linear_map_of_the_cross_output():
     core = DCN(SCHEMA, embedding_dim=3, hidden_units=()).eval()
     batch = tiny_batch()
-    x0 = core.embedding.deep_input(core.embedding(batch), batch.dense)
+    x0 = core.embedding.fields_and_deep(batch)[1]
     torch.testing.assert_close(core(batch), core.head(core.cross(x0)).squeeze(-1))
 
 

@@ -52,7 +52,7 @@ def test_logit_is_linear_plus_cin_plus_mlp():
     expected = (
         core.linear(batch)
         + core.cin_head(core.cin(fields)).squeeze(-1)
-        + core.mlp(core.embedding.deep_input(fields, batch.dense)).squeeze(-1)
+        + core.mlp(core.embedding.fields_and_deep(batch)[1]).squeeze(-1)
     )
     torch.testing.assert_close(core(batch), expected)
 

@@ -1,4 +1,4 @@
-"""FieldEmbedding: the fused table equals per-field lookups; the penalty covers looked-up rows."""
+"""FieldEmbedding: the fused table equals per-field lookups; the MLP input layout."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import torch
 
 from skctr.nn.embedding import FieldEmbedding, TensorBatch
 from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
-from skctr.training.loop import embedding_penalty
 
 SCHEMA = FeatureSchema(
     sparse=(SparseField("a", 50), SparseField("b", 20)),
@@ -25,21 +24,6 @@ def _batch(n: int, rng: np.random.Generator, high: int = 10) -> TensorBatch:
         (torch.as_tensor(seq),),
         torch.as_tensor(lengths),
     )
-
-
-def test_penalty_is_the_batch_mean_of_squared_looked_up_vectors():
-    torch.manual_seed(0)
-    emb = FieldEmbedding(SCHEMA, 3)
-    batch = _batch(8, np.random.default_rng(1))
-    emb.train()
-    emb(batch)
-    got = embedding_penalty(emb)
-    codes = batch.sparse + emb.sparse_offsets
-    expected = emb.table.weight[codes].pow(2).sum() / 8
-    seq = batch.sequences[0]
-    expected += (emb.table.weight[seq].pow(2).sum(-1) * (seq != 0)).sum() / 8
-    torch.testing.assert_close(got, expected)
-    assert embedding_penalty(emb) is None  # reset after reading
 
 
 def test_fused_lookup_equals_per_field_lookup():
@@ -61,8 +45,8 @@ def test_deep_input_holds_categorical_vectors_then_raw_dense_values():
     torch.manual_seed(0)
     emb = FieldEmbedding(SCHEMA, 3).eval()
     batch = _batch(5, np.random.default_rng(3))
-    fields = emb(batch)
-    deep = emb.deep_input(fields, batch.dense)
+    fields, deep = emb.fields_and_deep(batch)
+    torch.testing.assert_close(fields, emb(batch))
     assert deep.shape == (5, emb.deep_dim) == (5, 3 * 3 + 1)
     expected = torch.cat([fields[:, 0], fields[:, 1], fields[:, 3], batch.dense], dim=1)
     torch.testing.assert_close(deep, expected)
@@ -71,6 +55,9 @@ def test_deep_input_holds_categorical_vectors_then_raw_dense_values():
 def test_deep_input_without_dense_fields_is_the_flattened_vectors():
     schema = FeatureSchema(sparse=(SparseField("a", 50), SparseField("b", 20)))
     emb = FieldEmbedding(schema, 4)
-    fields = torch.randn(2, 2, 4)
+    batch = TensorBatch(
+        torch.tensor([[3, 4], [5, 6]]), torch.zeros(2, 0), (), torch.zeros(2, 0, dtype=torch.long)
+    )
+    fields, deep = emb.fields_and_deep(batch)
     assert emb.deep_dim == 8
-    torch.testing.assert_close(emb.deep_input(fields, torch.zeros(2, 0)), fields.flatten(1))
+    torch.testing.assert_close(deep, fields.flatten(1))

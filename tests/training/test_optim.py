@@ -137,3 +137,28 @@ def test_dense_gradient_is_refused():
 def test_bad_hyperparameters_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LazyAdam([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+
+
+def test_l2_equals_the_autograd_penalty_on_every_looked_up_vector():
+    """The penalty l2 * sum over looked-up occurrences of ||w||^2, taken through autograd
+    on the looked-up vectors, gives the same step as the row-wise decay in the optimiser."""
+    torch.manual_seed(0)
+    w0 = torch.randn(12, 3)
+    codes = torch.tensor([[1, 4], [4, 7], [1, 1]])
+    target = torch.randn(3, 2, 3)
+    steps = []
+    for row_wise in (True, False):
+        emb = torch.nn.Embedding(12, 3, sparse=True)
+        emb.weight.data.copy_(w0)
+        opt = LazyAdam(emb.parameters(), lr=0.1, l2=0.0 if not row_wise else 0.05)
+        for _ in range(3):
+            opt.zero_grad()
+            out = emb(codes)
+            loss = (out - target).pow(2).mean()
+            if not row_wise:
+                loss = loss + 0.05 * out.pow(2).sum()
+            loss.backward()
+            opt.step()
+        steps.append(emb.weight.detach().clone())
+    torch.testing.assert_close(steps[0], steps[1])
+    assert not torch.equal(steps[0], w0)
