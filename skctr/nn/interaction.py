@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from skctr.nn.activation import _check_choice, _check_int, _check_int_sequence, get_activation
 
@@ -51,6 +53,30 @@ def pairwise_indices(
     num_fields = _check_int("pairwise_indices", "num_fields", num_fields)
     row, col = torch.triu_indices(num_fields, num_fields, offset=1, device=device)
     return row, col
+
+
+class _PairwiseSum(torch.autograd.Function):
+    """``0.5 * ((sum_i e_i)^2 - sum_i e_i^2)`` with its closed-form gradient.
+
+    The gradient of the term with respect to ``e_{i,k}`` is ``s_k - e_{i,k}``, where ``s``
+    is the sum over fields; one pass computes it, where autograd would materialise the
+    squares and the broadcast sums of both halves.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, reduce_sum: bool) -> Tensor:
+        total = x.sum(dim=1)  # (B, K)
+        out = 0.5 * (total.square() - x.square().sum(dim=1))
+        ctx.save_for_backward(x, total)
+        ctx.reduce_sum = reduce_sum
+        return out.sum(dim=1) if reduce_sum else out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        x, total = ctx.saved_tensors
+        grad = grad[:, None, None] if ctx.reduce_sum else grad[:, None, :]
+        return (total.unsqueeze(1) - x).mul_(grad), None
 
 
 class FactorizationMachine(nn.Module):
@@ -101,10 +127,7 @@ class FactorizationMachine(nn.Module):
             ``(B,)`` if ``reduce_sum``, else ``(B, K)``.
         """
         _check_fields_input(self, x)
-        square_of_sum = x.sum(dim=1).square()
-        sum_of_square = x.square().sum(dim=1)
-        out = 0.5 * (square_of_sum - sum_of_square)
-        return out.sum(dim=1) if self.reduce_sum else out
+        return _PairwiseSum.apply(x, self.reduce_sum)
 
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""

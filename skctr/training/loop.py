@@ -76,15 +76,20 @@ def make_optimizers(core: nn.Module, learning_rate: float) -> list[torch.optim.O
     return optimizers
 
 
-#: Rows per forward pass in :func:`predict_logits`. Every pass has exactly this many rows
-#: (the last one is padded), so a row's prediction never depends on how many other rows are
-#: scored with it: float32 matrix kernels change their summation order with the batch size.
-PREDICT_CHUNK = 256
+#: Most rows per forward pass in :func:`predict_logits`.
+PREDICT_CHUNK = 4096
+#: Every forward pass of :func:`predict_logits` has a multiple of this many rows (the last
+#: one is padded), so a row's prediction does not depend on how many other rows are scored
+#: with it: float32 matrix kernels pick another summation order for a handful of rows (a
+#: single row goes through a matrix-vector kernel) than for a block of hundreds.
+PREDICT_PAD = 256
 
 
 @torch.no_grad()
-def predict_logits(core: nn.Module, data: TensorBatch, chunk: int = PREDICT_CHUNK) -> np.ndarray:
-    """Logits of every row, in eval mode, in fixed-size chunks on the core's device.
+def predict_logits(
+    core: nn.Module, data: TensorBatch, chunk: int = PREDICT_CHUNK, pad: int = PREDICT_PAD
+) -> np.ndarray:
+    """Logits of every row, in eval mode, in chunks on the core's device.
 
     Parameters
     ----------
@@ -93,8 +98,11 @@ def predict_logits(core: nn.Module, data: TensorBatch, chunk: int = PREDICT_CHUN
     data : TensorBatch
         The rows (CPU tensors).
     chunk : int, default=PREDICT_CHUNK
-        Rows per forward pass; the last pass is padded to this size with copies of the
-        first row, so the result for a row is bit-identical whichever rows come with it.
+        Most rows per forward pass (a multiple of ``pad``).
+    pad : int, default=PREDICT_PAD
+        The last pass is padded with copies of the first row to a multiple of ``pad`` rows,
+        so every pass runs the same matrix kernels and a row's result is bit-identical
+        whichever rows come with it (checked on CPU by the tests).
 
     Returns
     -------
@@ -111,10 +119,10 @@ def predict_logits(core: nn.Module, data: TensorBatch, chunk: int = PREDICT_CHUN
     try:
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            if stop - start == chunk:
+            if (stop - start) % pad == 0:
                 part = data.slice(start, stop)
             else:
-                rows = torch.zeros(chunk, dtype=torch.long)
+                rows = torch.zeros(-(-(stop - start) // pad) * pad, dtype=torch.long)
                 rows[: stop - start] = torch.arange(start, stop)
                 part = data.index(rows)
             out.append(core(part.to(device))[: stop - start].float().cpu())

@@ -55,6 +55,17 @@ def test_factorization_machine_matches_pair_loop(shape):
     torch.testing.assert_close(BiInteractionPooling()(x), vector, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("reduce_sum", [True, False])
+def test_factorization_machine_gradient_matches_the_pair_loop(reduce_sum):
+    torch.manual_seed(1)
+    x = torch.randn(4, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(FactorizationMachine(reduce_sum=reduce_sum), (x,))
+    fast = torch.autograd.grad(FactorizationMachine(reduce_sum=reduce_sum)(x).sum(), x)[0]
+    pairs = sum(x[:, i] * x[:, j] for i in range(5) for j in range(i + 1, 5))
+    slow = torch.autograd.grad(pairs.sum(), x)[0]
+    torch.testing.assert_close(fast, slow)
+
+
 def test_bi_interaction_reuses_factorization_machine():
     layer = BiInteractionPooling()
     assert isinstance(layer.fm, FactorizationMachine)

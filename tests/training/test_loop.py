@@ -100,8 +100,8 @@ def test_predictions_do_not_depend_on_the_rows_scored_together():
             return self.mlp(self.emb(batch).flatten(1)).squeeze(-1)
 
     core = Deep()
-    data = _batch(3000, np.random.default_rng(4))
+    data = _batch(5000, np.random.default_rng(4))  # a full chunk of 4096, then a padded one
     full = predict_logits(core, data)
-    for i in (0, 1500, 2999):
+    for i in (0, 1500, 4095, 4096, 4999):
         one = predict_logits(core, data.slice(i, i + 1))
         assert one[0] == full[i]  # bit-identical, not merely close
