@@ -210,3 +210,59 @@ def measured_run(
             {k: a.get(k) for k in ("fit_s", "wall_s", "foreign_cpu")} for a in attempts
         ]
     return best
+
+
+def markdown_to_rst(markdown: str) -> str:
+    """Turn a benchmark's Markdown page into reStructuredText for the Sphinx docs.
+
+    Handles what the benchmark pages use: ``#`` and ``##`` headings, bullet lists,
+    paragraphs, pipe tables (as ``list-table``), images and inline code.
+
+    Parameters
+    ----------
+    markdown : str
+        The page.
+
+    Returns
+    -------
+    str
+        The same page in reStructuredText.
+    """
+    import re
+
+    def inline(text: str) -> str:
+        return re.sub(r"`([^`]+)`", r"``\1``", text)
+
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush_table() -> None:
+        if not table:
+            return
+        out.extend([".. list-table::", "   :header-rows: 1", ""])
+        for row in table:
+            out.append(f"   * - {inline(row[0])}")
+            out.extend(f"     - {inline(cell)}" if cell else "     -" for cell in row[1:])
+        out.append("")
+        table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                table.append(cells)
+            continue
+        flush_table()
+        image = re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line.strip())
+        if line.startswith("## "):
+            title = inline(line[3:])
+            out.extend([title, "-" * len(title)])
+        elif line.startswith("# "):
+            title = inline(line[2:])
+            out.extend([title, "=" * len(title)])
+        elif image:
+            out.extend([f".. image:: {image.group(2)}", f"   :alt: {image.group(1)}"])
+        else:
+            out.append(inline(line))
+    flush_table()
+    return "\n".join(out).rstrip() + "\n"
