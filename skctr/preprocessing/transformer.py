@@ -73,7 +73,10 @@ def as_frame(X: Any, owner: str) -> pd.DataFrame:
         )
     if frame.columns.duplicated().any():
         dups = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise ValueError(f"{owner}: duplicate column names {dups}; rename them before fitting.")
+        raise ValueError(
+            f"{owner}: duplicate column names {dups}; columns are matched by name, so each "
+            "name must be unique: rename or drop the duplicates."
+        )
     for col in frame.columns:
         if pd.api.types.is_complex_dtype(frame[col].dtype):
             raise ValueError(f"Complex data not supported: column {col!r} given to {owner}.")
@@ -570,7 +573,10 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            Raw columns, with the same columns as during fit.
+            Raw columns. A DataFrame (when the transformer was fitted on one) is read by
+            column name: the columns may come in any order and columns unused during fit
+            are ignored. An array is read by position and must have the columns of fit in
+            their order.
 
         Returns
         -------
@@ -579,10 +585,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         check_is_fitted(self, "schema_")
         frame = as_frame(X, type(self).__name__)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        columns = {str(c): c for c in frame.columns}
-        if not hasattr(self, "feature_names_in_") and not isinstance(X, pd.DataFrame):
-            columns = {name: frame.columns[i] for i, name in enumerate(self._columns)}
+        columns = self._input_columns(X, frame)
         n = len(frame)
         schema = self.schema_
 
@@ -626,6 +629,30 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             )
             sequences.append(padded)
         return EncodedBatch(schema, sparse, dense, tuple(sequences), lengths)
+
+    def _input_columns(self, X: Any, frame: pd.DataFrame) -> dict[str, Any]:
+        """Map each fitted column name to its label in ``frame``.
+
+        A DataFrame whose column names are strings, given to a transformer fitted on one,
+        is read by name: the order of its columns does not matter, columns not used during
+        fit are ignored, and a used column that is absent raises an error naming it. Any
+        other input (an array, a frame of unnamed or integer-named columns) is read by
+        position and must have as many columns as during fit, as in scikit-learn.
+        """
+        by_name = isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_")
+        if by_name and all(isinstance(c, str) for c in frame.columns):
+            missing = [name for name in self.feature_kinds_ if name not in frame.columns]
+            if missing:
+                present = [str(c) for c in frame.columns]
+                shown = present if len(present) <= 20 else [*present[:20], "..."]
+                raise ValueError(
+                    f"{type(self).__name__}: column(s) {missing} seen during fit are missing "
+                    f"from X, which has columns {shown}. Columns are matched by name; "
+                    "their order and any extra columns do not matter."
+                )
+            return {name: name for name in self.feature_kinds_}
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return {name: frame.columns[i] for i, name in enumerate(self._columns)}
 
     def _bin(self, series: pd.Series, name: str) -> np.ndarray:
         stats = self._dense_stats[name]

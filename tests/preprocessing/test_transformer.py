@@ -145,8 +145,8 @@ def test_strings_in_a_dense_column_name_the_column(frame):
 
 def test_missing_column_and_unknown_declared_column_are_named(frame):
     enc = CTRFeatureTransformer().fit(frame)
-    with pytest.raises(ValueError, match="price"):
-        enc.transform(frame.drop(columns="price"))
+    with pytest.raises(ValueError, match=r"column\(s\) \['price', 'tags'\] seen during fit"):
+        enc.transform(frame.drop(columns=["tags", "price"]))
     with pytest.raises(ValueError, match="'nope'"):
         CTRFeatureTransformer(sparse_features=["nope"]).fit(frame)
 
@@ -158,8 +158,34 @@ def test_a_column_cannot_have_two_kinds(frame):
 
 def test_duplicate_column_names_are_refused():
     X = pd.DataFrame([[1, 2]], columns=["a", "a"])
-    with pytest.raises(ValueError, match="duplicate column names"):
+    with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
         CTRFeatureTransformer().fit(X)
+    enc = CTRFeatureTransformer().fit(pd.DataFrame({"a": [1], "b": [2]}))
+    with pytest.raises(ValueError, match=r"duplicate column names \['b'\]"):
+        enc.transform(pd.DataFrame([[1, 2, 3]], columns=["a", "b", "b"]))
+
+
+def test_columns_are_selected_by_name(frame):
+    enc = CTRFeatureTransformer().fit(frame)
+    expected = np.asarray(enc.transform(frame))
+    shuffled = frame[["tags", "price", "site", "hist_item_id", "item_id"]]
+    np.testing.assert_array_equal(np.asarray(enc.transform(shuffled)), expected)
+    extra = shuffled.assign(unused=1.5, other="x")
+    np.testing.assert_array_equal(np.asarray(enc.transform(extra)), expected)
+    # columns not used at fit (explicit feature lists) are not required either
+    only_site = CTRFeatureTransformer(sparse_features=["site"]).fit(frame)
+    out = only_site.transform(frame[["site"]]).sparse
+    np.testing.assert_array_equal(out, only_site.transform(frame).sparse)
+
+
+def test_an_array_is_read_by_position(frame):
+    X = frame[["site", "price"]]
+    enc = CTRFeatureTransformer().fit(X)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        out = enc.transform(X.to_numpy())
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(enc.transform(X)))
+    with pytest.raises(ValueError, match="X has 3 features"), pytest.warns(UserWarning):
+        enc.transform(np.c_[X.to_numpy(), X.to_numpy()[:, :1]])
 
 
 def test_transform_of_train_equals_fit_transform_and_names_match(frame):
