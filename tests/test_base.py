@@ -35,7 +35,9 @@ def test_pipeline_gridsearch_and_cross_val_score(criteo):
     assert proba.shape == (7, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     search = GridSearchCV(
-        pipe, {"clf__embedding_dim": [2, 4], "feat__min_frequency": [1, 3]}, cv=2,
+        pipe,
+        {"clf__embedding_dim": [2, 4], "feat__min_frequency": [1, 3]},
+        cv=2,
         scoring="roc_auc",
     ).fit(X, y)
     assert set(search.best_params_) == {"clf__embedding_dim", "feat__min_frequency"}

@@ -179,9 +179,7 @@ class EncodedBatch:
 
     def __post_init__(self) -> None:
         if self.lengths is None:
-            object.__setattr__(
-                self, "lengths", np.zeros((len(self.sparse), 0), dtype=np.int64)
-            )
+            object.__setattr__(self, "lengths", np.zeros((len(self.sparse), 0), dtype=np.int64))
 
     def __len__(self) -> int:
         return self.sparse.shape[0]

@@ -190,9 +190,7 @@ def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.S
     """Flatten a multi-valued column: (items with the row position as index, lengths)."""
     n = len(series)
     values = series.reset_index(drop=True)
-    if pd.api.types.is_string_dtype(values.dtype) or values.map(
-        lambda v: isinstance(v, str)
-    ).any():
+    if pd.api.types.is_string_dtype(values.dtype) or values.map(lambda v: isinstance(v, str)).any():
         as_text = values.map(lambda v: v if isinstance(v, str) else None)
         split = as_text.str.split(separator, regex=False)
         values = values.where(~values.map(lambda v: isinstance(v, str)), split)

@@ -45,8 +45,13 @@ class _Core(torch.nn.Module):
 
 def _config(**kw):
     base = dict(
-        batch_size=16, max_epochs=1, l2_embedding=1e-3, n_iter_no_change=2, verbose=0,
-        device=torch.device("cpu"), owner="test",
+        batch_size=16,
+        max_epochs=1,
+        l2_embedding=1e-3,
+        n_iter_no_change=2,
+        verbose=0,
+        device=torch.device("cpu"),
+        owner="test",
     )
     return TrainConfig(**{**base, **kw})
 
@@ -76,8 +81,14 @@ def test_early_stopping_restores_the_best_epoch():
     y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
     state = TrainState(make_optimizers(core, 0.05))
     train(
-        core, data, y, np.ones(256), state, _config(max_epochs=15, n_iter_no_change=3),
-        torch.Generator().manual_seed(0), (val, yv, np.ones(64)),
+        core,
+        data,
+        y,
+        np.ones(256),
+        state,
+        _config(max_epochs=15, n_iter_no_change=3),
+        torch.Generator().manual_seed(0),
+        (val, yv, np.ones(64)),
     )
     losses = [h["val_logloss"] for h in state.history]
     from sklearn.metrics import log_loss
