@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,16 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         "Step size of Adam (lazy, row-wise Adam for the embedding tables).",
     ),
     Param(
+        "clip_grad_norm",
+        None,
+        [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "float or None",
+        """Largest L2 norm of the gradient of one step, all weights together (the sparse
+        gradients of the embedding tables included); a larger gradient is scaled down to
+        it. ``None``: no clipping. It keeps rare huge gradients (an extreme row, a high
+        ``learning_rate``) from wrecking the weights.""",
+    ),
+    Param(
         "batch_size",
         256,
         [_POS_INT],
@@ -173,7 +184,18 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         ["boolean"],
         "bool",
         """When True, ``fit`` on a fitted model continues training its weights (with the
-        same feature encoding) instead of starting again.""",
+        same feature encoding) for ``max_epochs`` more epochs instead of starting again;
+        with a model read by :func:`skctr.load` (e.g. a checkpoint) it resumes training.""",
+    ),
+    Param(
+        "checkpoint_dir",
+        None,
+        [str, os.PathLike, None],
+        "str, path-like or None",
+        """Directory where ``fit`` and ``partial_fit`` save the model after every epoch, as
+        ``epoch_0001.skctr``, ``epoch_0002.skctr``, ... in the :func:`skctr.save` format
+        (created if needed). Resume with
+        ``skctr.load(path).set_params(warm_start=True).fit(X, y)``.""",
     ),
     Param(
         "features",

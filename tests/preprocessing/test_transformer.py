@@ -339,3 +339,17 @@ def test_id_columns_read_as_text_or_as_numbers_match_their_vocabulary():
 def test_per_column_parameters_are_validated(frame, params, match):
     with pytest.raises(ValueError, match=match):
         CTRFeatureTransformer(**params).fit(frame.drop(columns="tags"))
+
+
+def test_a_million_distinct_values_keep_the_table_at_its_configured_size():
+    ids = pd.DataFrame({"uid": np.arange(1_000_000, dtype=np.int64) * 7919 + 2**40})
+    hashed = CTRFeatureTransformer(hash_buckets=1000).fit(ids)
+    assert hashed.schema_.sparse[0].vocab_size == NUM_RESERVED + 1000
+    codes = hashed.transform(ids).sparse[:, 0]
+    assert codes.min() >= NUM_RESERVED and codes.max() < NUM_RESERVED + 1000
+    assert len(np.unique(codes)) == 1000  # a million ids spread over every bucket
+    capped = CTRFeatureTransformer(max_categories=1000).fit(ids)
+    assert capped.schema_.sparse[0].vocab_size == NUM_RESERVED + 1000
+    assert capped.schema_.embedding_rows == NUM_RESERVED + 1000
+    full = CTRFeatureTransformer().fit(ids)
+    assert full.schema_.embedding_rows == NUM_RESERVED + 1_000_000
