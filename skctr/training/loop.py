@@ -175,7 +175,15 @@ def clip_gradients(core: nn.Module, max_norm: float) -> None:
     """Scale the gradients of ``core`` so that their joint L2 norm is at most ``max_norm``.
 
     Unlike :func:`torch.nn.utils.clip_grad_norm_` it handles the sparse gradients of
-    embedding tables (rows looked up twice in a batch count once, summed).
+    embedding tables (rows looked up twice in a batch count once, summed). It runs without
+    a host-device synchronisation.
+
+    Parameters
+    ----------
+    core : nn.Module
+        The module whose parameters' ``.grad`` are scaled in place.
+    max_norm : float
+        The bound on the L2 norm of all gradients together.
     """
     grads = [p.grad for p in core.parameters() if p.grad is not None]
     if not grads:

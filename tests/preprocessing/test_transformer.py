@@ -353,3 +353,9 @@ def test_a_million_distinct_values_keep_the_table_at_its_configured_size():
     assert capped.schema_.embedding_rows == NUM_RESERVED + 1000
     full = CTRFeatureTransformer().fit(ids)
     assert full.schema_.embedding_rows == NUM_RESERVED + 1_000_000
+
+
+def test_a_bare_value_in_a_sequence_column_is_refused():
+    X = pd.DataFrame({"hist": [["a", "b"], 5, None, "c|d"]})
+    with pytest.raises(ValueError, match=r"Sequence column 'hist' must hold lists.*int 5"):
+        CTRFeatureTransformer(sequence_features=["hist"]).fit(X)
