@@ -272,6 +272,11 @@ def test_mixed_int_and_str_categories_stay_distinct():
     assert enc.transform(new).sparse[:, 0].tolist() == [codes[3], codes[1], codes[0], OOV, OOV]
     hashed = CTRFeatureTransformer(hash_buckets=10).fit(X).transform(X).sparse[:, 0]
     assert ((hashed >= NUM_RESERVED) & (hashed < NUM_RESERVED + 10)).all()
+    # equal in Python, one category: 1, 1.0 and True; with a vocabulary or hashed
+    same = pd.DataFrame({"c": pd.Series([1, 1.0, True, "1"], dtype=object)})
+    for params in ({}, {"hash_buckets": 1 << 20}):
+        codes = CTRFeatureTransformer(**params).fit(same).transform(same).sparse[:, 0]
+        assert codes[0] == codes[1] == codes[2] != codes[3], params
 
 
 @pytest.mark.parametrize("hash_buckets", [None, 1 << 20])
