@@ -60,9 +60,11 @@ def main() -> None:
     peer[dense] = MinMaxScaler().fit_transform(peer[dense])
     peer_s = time.perf_counter() - t
 
-    print(f"rows={args.rows}  skctr fit_transform {fit_s:.2f} s  transform {transform_s:.2f} s  "
-          f"peer LabelEncoder+MinMaxScaler {peer_s:.2f} s  ratio skctr/peer "
-          f"{fit_s / peer_s:.2f}")
+    print(
+        f"rows={args.rows}  skctr fit_transform {fit_s:.2f} s  transform {transform_s:.2f} s  "
+        f"peer LabelEncoder+MinMaxScaler {peer_s:.2f} s  ratio skctr/peer "
+        f"{fit_s / peer_s:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,18 +19,24 @@ dev = load_criteo_8k(split="dev")
 test = load_criteo_8k(split="test")
 X = pd.concat([train.data, dev.data], ignore_index=True)
 y = pd.concat([train.target, dev.target], ignore_index=True)
-print(f"criteo_8k: {len(X)} training rows, {len(test.data)} test rows, "
-      f"{len(train.sparse_features)} sparse + {len(train.dense_features)} dense columns")
+print(
+    f"criteo_8k: {len(X)} training rows, {len(test.data)} test rows, "
+    f"{len(train.sparse_features)} sparse + {len(train.dense_features)} dense columns"
+)
 
 for name, model in [("LR (baseline)", LRClassifier), ("DeepFM", DeepFMClassifier)]:
-    pipe = Pipeline([
-        ("feat", CTRFeatureTransformer(log_transform=True, min_frequency=2)),
-        ("clf", model(random_state=0)),
-    ])
+    pipe = Pipeline(
+        [
+            ("feat", CTRFeatureTransformer(log_transform=True, min_frequency=2)),
+            ("clf", model(random_state=0)),
+        ]
+    )
     started = time.perf_counter()
     pipe.fit(X, y)
     proba = pipe.predict_proba(test.data)[:, 1]
-    print(f"{name:14s} test AUC {roc_auc_score(test.target, proba):.4f}  "
-          f"logloss {log_loss(test.target, proba):.4f}  "
-          f"({len(pipe.named_steps['clf'].history_)} epochs, "
-          f"{time.perf_counter() - started:.1f} s)")
+    print(
+        f"{name:14s} test AUC {roc_auc_score(test.target, proba):.4f}  "
+        f"logloss {log_loss(test.target, proba):.4f}  "
+        f"({len(pipe.named_steps['clf'].history_)} epochs, "
+        f"{time.perf_counter() - started:.1f} s)"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,19 +54,31 @@ _POS_INT = Interval(numbers.Integral, 1, None, closed="left")
 #: Parameters of the model part that most architectures share, in signature order.
 MODEL_PARAMS: tuple[Param, ...] = (
     Param(
-        "embedding_dim", 8, [_POS_INT], "int",
+        "embedding_dim",
+        8,
+        [_POS_INT],
+        "int",
         "Size of each field's embedding vector.",
     ),
     Param(
-        "hidden_units", (256, 128), [list, tuple], "tuple of int",
+        "hidden_units",
+        (256, 128),
+        [list, tuple],
+        "tuple of int",
         "Widths of the hidden layers of the deep (MLP) part; ``()`` for none.",
     ),
     Param(
-        "dropout", 0.0, [Interval(numbers.Real, 0, 1, closed="left")], "float",
+        "dropout",
+        0.0,
+        [Interval(numbers.Real, 0, 1, closed="left")],
+        "float",
         "Dropout rate after each hidden layer of the MLP.",
     ),
     Param(
-        "activation", "relu", [StrOptions(set(ACTIVATIONS))], "str",
+        "activation",
+        "relu",
+        [StrOptions(set(ACTIVATIONS))],
+        "str",
         f"Activation of the MLP's hidden layers, one of {sorted(ACTIVATIONS)}.",
     ),
 )
@@ -73,63 +86,122 @@ MODEL_PARAMS: tuple[Param, ...] = (
 #: Parameters of training and of the input handling, shared by every classifier.
 TRAINING_PARAMS: tuple[Param, ...] = (
     Param(
-        "l2_embedding", 1e-6, [Interval(numbers.Real, 0, None, closed="left")], "float",
+        "l2_embedding",
+        1e-6,
+        [Interval(numbers.Real, 0, None, closed="left")],
+        "float",
         """L2 penalty on the embedding vectors a batch looks up (averaged over the batch),
         so its cost follows the batch, not the vocabulary.""",
     ),
     Param(
-        "learning_rate", 1e-3, [Interval(numbers.Real, 0, None, closed="neither")], "float",
+        "learning_rate",
+        1e-3,
+        [Interval(numbers.Real, 0, None, closed="neither")],
+        "float",
         "Step size of Adam (lazy, row-wise Adam for the embedding tables).",
     ),
     Param(
-        "batch_size", 256, [_POS_INT], "int",
+        "clip_grad_norm",
+        None,
+        [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "float or None",
+        """Largest L2 norm of the gradient of one step, all weights together (the sparse
+        gradients of the embedding tables included); a larger gradient is scaled down to
+        it. ``None``: no clipping. It keeps rare huge gradients (an extreme row, a high
+        ``learning_rate``) from wrecking the weights.""",
+    ),
+    Param(
+        "batch_size",
+        256,
+        [_POS_INT],
+        "int",
         "Rows per gradient step.",
     ),
     Param(
-        "max_epochs", 20, [_POS_INT], "int",
+        "max_epochs",
+        20,
+        [_POS_INT],
+        "int",
         "Maximum number of passes over the training rows.",
     ),
     Param(
-        "early_stopping", "auto", [StrOptions({"auto"}), "boolean"], "'auto' or bool",
+        "early_stopping",
+        "auto",
+        [StrOptions({"auto"}), "boolean"],
+        "'auto' or bool",
         """Hold out ``validation_fraction`` of the rows (a stratified random split), stop when
         the validation log-loss has not improved for ``n_iter_no_change`` epochs and restore
         the best weights. ``'auto'`` turns it on when there are at least 1,000 rows.""",
     ),
     Param(
-        "validation_fraction", 0.1, [Interval(numbers.Real, 0, 1, closed="neither")], "float",
+        "validation_fraction",
+        0.1,
+        [Interval(numbers.Real, 0, 1, closed="neither")],
+        "float",
         "Share of the rows held out for early stopping.",
     ),
     Param(
-        "n_iter_no_change", 2, [_POS_INT], "int",
+        "n_iter_no_change",
+        2,
+        [_POS_INT],
+        "int",
         "Epochs without improvement of the validation log-loss before training stops.",
     ),
     Param(
-        "random_state", None, ["random_state"], "int, RandomState instance or None",
+        "random_state",
+        None,
+        ["random_state"],
+        "int, RandomState instance or None",
         """Seed of the weight initialisation, the shuffling, dropout and the validation
         split. The same seed on the same data gives identical predictions on a CPU.""",
     ),
     Param(
-        "device", "cpu", [str], "str",
+        "device",
+        "cpu",
+        [str],
+        "str",
         """Torch device to train on: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'`` or
         ``'auto'`` (CUDA when available). A fitted model always pickles with CPU tensors.""",
     ),
     Param(
-        "n_jobs", None, [Interval(numbers.Integral, -1, None, closed="left"), None],
+        "n_jobs",
+        None,
+        [Interval(numbers.Integral, -1, None, closed="left"), None],
         "int or None",
         """Number of CPU threads torch uses during ``fit`` and ``predict``; ``None`` keeps
         torch's setting, ``-1`` uses all cores.""",
     ),
     Param(
-        "verbose", 0, ["verbose"], "int",
+        "verbose",
+        0,
+        ["verbose"],
+        "int",
         "0: silent; 1: a progress bar per epoch and a line per epoch with the losses.",
     ),
     Param(
-        "warm_start", False, ["boolean"], "bool",
+        "warm_start",
+        False,
+        ["boolean"],
+        "bool",
         """When True, ``fit`` on a fitted model continues training its weights (with the
-        same feature encoding) instead of starting again.""",
+        same feature encoding) for ``max_epochs`` more epochs instead of starting again;
+        with a model read by :func:`skctr.load` (e.g. a checkpoint) it resumes training.""",
     ),
     Param(
-        "features", None, "no_validation", "CTRFeatureTransformer or None",
+        "checkpoint_dir",
+        None,
+        [str, os.PathLike, None],
+        "str, path-like or None",
+        """Directory where ``fit`` and ``partial_fit`` save the model after every epoch, as
+        ``epoch_0001.skctr``, ``epoch_0002.skctr``, ... in the :func:`skctr.save` format
+        (created if needed). Resume with
+        ``skctr.load(path).set_params(warm_start=True).fit(X, y)``.""",
+    ),
+    Param(
+        "features",
+        None,
+        "no_validation",
+        "CTRFeatureTransformer or None",
         """Encoder used when ``X`` is a raw DataFrame or array (not the output of a
         CTRFeatureTransformer). ``None`` builds a default one. It is cloned and fitted
         in ``fit``, and available as ``features_``.""",
@@ -166,8 +238,7 @@ def build_init(params: Sequence[Param]) -> Callable[..., None]:
 
     sig = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     sig += [
-        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
-        for p in params
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default) for p in params
     ]
     __init__.__signature__ = inspect.Signature(sig)  # type: ignore[attr-defined]
     return __init__

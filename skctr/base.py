@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +38,19 @@ from .training.loop import (
 )
 
 _EARLY_STOPPING_MIN_ROWS = 1000
+
+#: Size in bytes of an embedding table above which ``fit`` warns before allocating it
+#: (an :class:`EmbeddingMemoryWarning`). Change it with
+#: ``skctr.base.EMBEDDING_MEMORY_BUDGET = 8 * 2**30``.
+EMBEDDING_MEMORY_BUDGET = 2 * 2**30
+
+#: File name of the checkpoint written after an epoch into ``checkpoint_dir``.
+CHECKPOINT_NAME = "epoch_{epoch:04d}.skctr"
+
+
+class EmbeddingMemoryWarning(UserWarning):
+    """An embedding table about to be allocated exceeds :data:`EMBEDDING_MEMORY_BUDGET`."""
+
 
 _ATTRIBUTES = """    Attributes
     ----------
@@ -231,9 +247,51 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             verbose=self.verbose,
             device=self._device,
             owner=type(self).__name__,
+            clip_grad_norm=self.clip_grad_norm,
+        )
+
+    def _checkpoint_writer(self) -> Callable[[dict[str, Any]], None] | None:
+        """What the training loop calls after each epoch to save a checkpoint, if any."""
+        if self.checkpoint_dir is None:
+            return None
+        directory = os.fspath(self.checkpoint_dir)
+        os.makedirs(directory, exist_ok=True)  # fails now, with the path, not after an epoch
+        from .io import save
+
+        def write(record: dict[str, Any]) -> None:
+            was_training = self.core_.training
+            self.core_.eval()  # a checkpoint loads ready to predict
+            try:
+                save(self, os.path.join(directory, CHECKPOINT_NAME.format(epoch=record["epoch"])))
+            finally:
+                self.core_.train(was_training)
+
+        return write
+
+    def _check_memory(self) -> None:
+        """Warn before allocating an embedding table larger than the budget."""
+        schema = self._schema
+        dim = int(getattr(self, "embedding_dim", 1))
+        size = schema.embedding_rows * dim * 4  # float32
+        if size <= EMBEDDING_MEMORY_BUDGET:
+            return
+        fields = [*schema.sparse, *(f for f in schema.sequence if f.shares is None)]
+        largest = sorted(fields, key=lambda f: -f.vocab_size)[:3]
+        listed = ", ".join(f"{f.name!r} ({f.vocab_size:,} rows)" for f in largest)
+        warnings.warn(
+            f"{type(self).__name__}: the embedding table will take {size / 2**20:,.0f} MiB "
+            f"({schema.embedding_rows:,} rows x embedding_dim={dim} x 4 bytes), above the "
+            f"budget of {EMBEDDING_MEMORY_BUDGET / 2**20:,.0f} MiB "
+            "(skctr.base.EMBEDDING_MEMORY_BUDGET); Adam keeps two more tables of that size "
+            f"while training. The largest vocabularies: {listed}. Reduce it with the "
+            "CTRFeatureTransformer's max_categories, min_frequency or hash_buckets (e.g. "
+            f"hash_buckets={{{largest[0].name!r}: 1_000_000}}), or a smaller embedding_dim.",
+            EmbeddingMemoryWarning,
+            stacklevel=4,
         )
 
     def _build(self, seed: int) -> None:
+        self._check_memory()
         torch.manual_seed(seed)
         self.core_ = self._core_class()(self._schema, **self._core_kwargs()).to(self._device)
         self._state = TrainState(make_optimizers(self.core_, self.learning_rate))
@@ -249,6 +307,9 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         self.core_.to(self._device)
         if not self._state.optimizers:  # e.g. after unpickling
             self._state.optimizers = make_optimizers(self.core_, self.learning_rate)
+        for optimizer in self._state.optimizers:  # set_params(learning_rate=...) applies
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate
 
     # ---------------------------------------------------------------- public API
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseCTRClassifier:
@@ -301,7 +362,9 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             generator = torch.Generator().manual_seed(seed)
             if not continuing:
                 self._pretrain(data, targets, weights, generator)
-            train(self.core_, data, targets, weights, self._state, self._config(), generator, val)
+            config = self._config()
+            config.on_epoch_end = self._checkpoint_writer()
+            train(self.core_, data, targets, weights, self._state, config, generator, val)
         return self
 
     def partial_fit(
@@ -350,6 +413,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
                 self._resume()
             config = self._config()
             config.max_epochs = 1
+            config.on_epoch_end = self._checkpoint_writer()
             generator = torch.Generator().manual_seed(seed + self._state.epochs_done)
             train(self.core_, to_tensors(encoded), targets, weights, self._state, config, generator)
         return self

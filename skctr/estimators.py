@@ -31,7 +31,10 @@ from .nn import pairwise_indices
 from .training.loop import TrainState, make_optimizers, to_tensors, torch_threads, train
 
 SEQUENCE_POOLING = Param(
-    "sequence_pooling", "mean", [StrOptions({"mean", "sum", "max"})], "{'mean', 'sum', 'max'}",
+    "sequence_pooling",
+    "mean",
+    [StrOptions({"mean", "sum", "max"})],
+    "{'mean', 'sum', 'max'}",
     "How each sequence column is pooled into one field vector.",
 )
 EMBEDDING_DIM = MODEL_PARAMS[0]
@@ -66,11 +69,17 @@ class CTRClassifier(BaseCTRClassifier):
 
     _model_params = (
         Param(
-            "core", None, "no_validation", "type of torch.nn.Module",
+            "core",
+            None,
+            "no_validation",
+            "type of torch.nn.Module",
             "The core class; it is instantiated in ``fit`` with the schema.",
         ),
         Param(
-            "core_params", None, [dict, None], "dict or None",
+            "core_params",
+            None,
+            [dict, None],
+            "dict or None",
             "Extra keyword arguments for the core.",
         ),
         *MODEL_PARAMS,
@@ -176,11 +185,16 @@ class DCNClassifier(BaseCTRClassifier):
     _model_params = (
         *MODEL_PARAMS,
         Param(
-            "cross_num", 2, _POSITIVE_INT, "int",
+            "cross_num",
+            2,
+            _POSITIVE_INT,
+            "int",
             "Number of cross layers; layer ``l`` models interactions up to degree ``l + 1``.",
         ),
         Param(
-            "cross_parameterization", "vector", [StrOptions({"vector", "matrix"})],
+            "cross_parameterization",
+            "vector",
+            [StrOptions({"vector", "matrix"})],
             "{'vector', 'matrix'}",
             """Weight of each cross layer: a vector of size D (DCN, ``x0 * (x_l . w_l)``) or
             a D x D matrix (DCN-M / DCN-V2, ``x0 ⊙ (W_l x_l)``), where D is the number of
@@ -225,25 +239,40 @@ class DINClassifier(BaseCTRClassifier):
     _model_params = (
         *MODEL_PARAMS[:3],
         Param(
-            "activation", "dice", _ACTIVATION, "str",
+            "activation",
+            "dice",
+            _ACTIVATION,
+            "str",
             "Activation of the MLP's hidden layers (Dice, the paper's data-adaptive PReLU).",
         ),
         Param(
-            "history_features", None, [list, tuple, None], "tuple of str or None",
+            "history_features",
+            None,
+            [list, tuple, None],
+            "tuple of str or None",
             """Candidate sparse columns whose behaviour histories are attended to, e.g.
             ``("item_id", "cate_id")``. Each needs a sequence column sharing its vocabulary
             (``hist_item_id``). ``None``: every sparse column that a sequence shares.""",
         ),
         Param(
-            "att_hidden_units", (80, 40), [list, tuple], "tuple of int",
+            "att_hidden_units",
+            (80, 40),
+            [list, tuple],
+            "tuple of int",
             "Widths of the hidden layers of the local activation unit (the attention MLP).",
         ),
         Param(
-            "att_activation", "dice", _ACTIVATION, "str",
+            "att_activation",
+            "dice",
+            _ACTIVATION,
+            "str",
             "Activation of the local activation unit's hidden layers.",
         ),
         Param(
-            "att_weight_normalization", False, ["boolean"], "bool",
+            "att_weight_normalization",
+            False,
+            ["boolean"],
+            "bool",
             """Softmax the attention scores over each history. The paper keeps them
             unnormalised, so that the pooled history reflects how strong the interest is.""",
         ),
@@ -279,18 +308,27 @@ class XDeepFMClassifier(BaseCTRClassifier):
     _model_params = (
         *MODEL_PARAMS,
         Param(
-            "cin_layer_sizes", (128, 128), [list, tuple], "tuple of int",
+            "cin_layer_sizes",
+            (128, 128),
+            [list, tuple],
+            "tuple of int",
             "Number of feature maps of each CIN layer (even, but for the last, when "
             "``cin_split_half``).",
         ),
         Param(
-            "cin_split_half", True, ["boolean"], "bool",
+            "cin_split_half",
+            True,
+            ["boolean"],
+            "bool",
             """Each CIN layer but the last passes half of its maps to the next layer and
             sum-pools the other half into the output (the paper's setting); False: every map
             does both.""",
         ),
         Param(
-            "cin_activation", "identity", _ACTIVATION, "str",
+            "cin_activation",
+            "identity",
+            _ACTIVATION,
+            "str",
             "Activation of the CIN feature maps; the paper finds none (identity) works best.",
         ),
         SEQUENCE_POOLING,
@@ -326,22 +364,34 @@ class AutoIntClassifier(BaseCTRClassifier):
     _model_params = (
         EMBEDDING_DIM,
         Param(
-            "hidden_units", (), [list, tuple], "tuple of int",
+            "hidden_units",
+            (),
+            [list, tuple],
+            "tuple of int",
             """Widths of the hidden layers of an MLP run next to the attention layers, its
             logit added (AutoInt+); ``()``, the default, is plain AutoInt.""",
         ),
         *MODEL_PARAMS[2:],
         Param(
-            "att_layer_num", 3, _POSITIVE_INT, "int",
+            "att_layer_num",
+            3,
+            _POSITIVE_INT,
+            "int",
             "Number of stacked interacting (self-attention) layers.",
         ),
         Param("att_head_num", 2, _POSITIVE_INT, "int", "Attention heads per layer."),
         Param(
-            "att_embedding_dim", 8, _POSITIVE_INT, "int",
+            "att_embedding_dim",
+            8,
+            _POSITIVE_INT,
+            "int",
             "Width of each head; a layer outputs ``att_head_num * att_embedding_dim`` per field.",
         ),
         Param(
-            "att_res", True, ["boolean"], "bool",
+            "att_res",
+            True,
+            ["boolean"],
+            "bool",
             "Add a projection of each layer's input to its output (residual connection).",
         ),
         SEQUENCE_POOLING,
@@ -380,12 +430,18 @@ class FNNClassifier(BaseCTRClassifier):
     _model_params = (
         *MODEL_PARAMS,
         Param(
-            "pretrain_fm", True, ["boolean"], "bool",
+            "pretrain_fm",
+            True,
+            ["boolean"],
+            "bool",
             """Initialise the first-order weights and the embeddings from a factorization
             machine trained first on the same rows; False starts from random vectors.""",
         ),
         Param(
-            "pretrain_epochs", 2, _POSITIVE_INT, "int",
+            "pretrain_epochs",
+            2,
+            _POSITIVE_INT,
+            "int",
             "Epochs of the factorization-machine pre-training.",
         ),
         SEQUENCE_POOLING,
@@ -435,13 +491,18 @@ class PNNClassifier(BaseCTRClassifier):
     _model_params = (
         *MODEL_PARAMS,
         Param(
-            "product_type", "inner", [StrOptions({"inner", "outer", "both"})],
+            "product_type",
+            "inner",
+            [StrOptions({"inner", "outer", "both"})],
             "{'inner', 'outer', 'both'}",
             """Pairwise products fed to the MLP: inner products (IPNN), kernel products
             (OPNN) or both.""",
         ),
         Param(
-            "kernel_type", "mat", [StrOptions({"mat", "vec", "num"})], "{'mat', 'vec', 'num'}",
+            "kernel_type",
+            "mat",
+            [StrOptions({"mat", "vec", "num"})],
+            "{'mat', 'vec', 'num'}",
             """Kernel of each field pair's outer product: a full K x K matrix, a diagonal
             (K weights) or a scalar; used with ``product_type`` 'outer' or 'both'.""",
         ),
@@ -480,13 +541,19 @@ class WDLClassifier(BaseCTRClassifier):
     _model_params = (
         *MODEL_PARAMS,
         Param(
-            "cross_features", (), [list, tuple], "tuple of tuple of str",
+            "cross_features",
+            (),
+            [list, tuple],
+            "tuple of tuple of str",
             """Crosses of the wide part, each a tuple of sparse column names, e.g.
             ``(("user_segment", "ad_category"),)``. A numerical column must be binned
             (``features=CTRFeatureTransformer(n_bins=...)``) to be crossed.""",
         ),
         Param(
-            "cross_buckets", 10000, _POSITIVE_INT, "int",
+            "cross_buckets",
+            10000,
+            _POSITIVE_INT,
+            "int",
             """Hash buckets (wide weights) of each cross; combinations that hash alike share
             a weight.""",
         ),
@@ -523,11 +590,17 @@ class MLRClassifier(BaseCTRClassifier):
     _model_params = (
         Param("region_num", 4, _POSITIVE_INT, "int", "Number of regions (pieces); 1 is LR."),
         Param(
-            "region_features", None, [list, tuple, None], "list of str or None",
+            "region_features",
+            None,
+            [list, tuple, None],
+            "list of str or None",
             "Columns that feed the region gate (softmax); ``None``: every column.",
         ),
         Param(
-            "base_features", None, [list, tuple, None], "list of str or None",
+            "base_features",
+            None,
+            [list, tuple, None],
+            "list of str or None",
             "Columns that feed each region's logistic regression; ``None``: every column.",
         ),
         SEQUENCE_POOLING,
@@ -599,7 +672,10 @@ class AFMClassifier(BaseCTRClassifier):
         EMBEDDING_DIM,
         Param("attention_dim", 8, _POSITIVE_INT, "int", "Width of the attention network."),
         Param(
-            "attention_dropout", 0.0, _DROPOUT_RATE, "float",
+            "attention_dropout",
+            0.0,
+            _DROPOUT_RATE,
+            "float",
             "Dropout on the attention-pooled interaction vector.",
         ),
         SEQUENCE_POOLING,

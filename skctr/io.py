@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import pathlib
 import re
 import sys
 import tempfile
@@ -145,6 +146,8 @@ class _Writer:
             return {"$t": "tensor", "key": self._tensor(value, "attr")}
         if value is pd.NA:
             return {"$t": "NA"}
+        if isinstance(value, pathlib.PurePath):
+            return {"$t": "path", "v": str(value)}
         if type(value) is np.random.RandomState:
             return {"$t": "random_state", "v": self.encode(value.get_state(), where)}
         if isinstance(value, BaseEstimator):
@@ -420,6 +423,7 @@ class _Reader:
             "index": self._index,
             "tensor": lambda v, w: self._tensor_of(v["key"], w),
             "NA": lambda v, w: pd.NA,
+            "path": lambda v, w: pathlib.Path(_check_type(self, v["v"], str, w)),
             "random_state": self._random_state,
             "estimator": self._estimator,
             "train_state": self._train_state,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import subprocess
 import sys
 import textwrap
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np
@@ -15,7 +19,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
-from skctr import CTRFeatureTransformer, DeepFMClassifier, LRClassifier
+import skctr
+from skctr import CTRClassifier, CTRFeatureTransformer, DeepFMClassifier, LRClassifier
+from skctr.base import EmbeddingMemoryWarning
+from skctr.cores import FactorizationMachineModel
 from skctr.datasets import load_criteo_8k
 
 FAST = {"max_epochs": 2, "hidden_units": (32,), "embedding_dim": 4, "random_state": 0}
@@ -35,7 +42,9 @@ def test_pipeline_gridsearch_and_cross_val_score(criteo):
     assert proba.shape == (7, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     search = GridSearchCV(
-        pipe, {"clf__embedding_dim": [2, 4], "feat__min_frequency": [1, 3]}, cv=2,
+        pipe,
+        {"clf__embedding_dim": [2, 4], "feat__min_frequency": [1, 3]},
+        cv=2,
         scoring="roc_auc",
     ).fit(X, y)
     assert set(search.best_params_) == {"clf__embedding_dim", "feat__min_frequency"}
@@ -134,6 +143,8 @@ def test_sample_weight_changes_the_fit_and_is_validated(criteo):
         DeepFMClassifier(**FAST).fit(X, y, sample_weight=-w)
     with pytest.raises(ValueError, match="non-zero"):
         DeepFMClassifier(**FAST).fit(X, y, sample_weight=0 * w)
+    with pytest.raises(ValueError, match="sample_weight contains NaN"):
+        DeepFMClassifier(**FAST).fit(X, y, sample_weight=np.r_[np.nan, w[1:]])
 
 
 @pytest.mark.parametrize(
@@ -146,6 +157,13 @@ def test_sample_weight_changes_the_fit_and_is_validated(criteo):
         ({"activation": "swish"}, "activation"),
         ({"device": "tpu9"}, "device"),
         ({"features": "yes"}, "features"),
+        ({"clip_grad_norm": 0}, "clip_grad_norm"),
+        ({"checkpoint_dir": 3}, "checkpoint_dir"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"validation_fraction": 1.5}, "validation_fraction"),
+        ({"early_stopping": "yes"}, "early_stopping"),
+        ({"n_jobs": -2}, "n_jobs"),
     ],
 )
 def test_bad_parameters_are_named(params, match):
@@ -154,18 +172,28 @@ def test_bad_parameters_are_named(params, match):
         DeepFMClassifier(**params).fit(X, y)
 
 
-def test_bad_targets():
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [
+        pytest.param(np.arange(30) % 3, "Only binary classification.*3 classes", id="3-classes"),
+        pytest.param(np.zeros(30), "one class", id="one-class"),
+        pytest.param(np.r_[np.nan, np.arange(29) % 2.0], "NaN", id="nan-label"),
+        pytest.param(np.arange(29) % 2, "inconsistent numbers of samples", id="length-mismatch"),
+        pytest.param(np.linspace(0, 1, 30), "Unknown label type", id="continuous"),
+    ],
+)
+def test_bad_targets(y, match):
     X = np.random.default_rng(0).normal(size=(30, 2))
-    with pytest.raises(ValueError, match="Only binary classification.*3 classes"):
-        LRClassifier().fit(X, np.arange(30) % 3)
-    with pytest.raises(ValueError, match="one class"):
-        LRClassifier().fit(X, np.zeros(30))
-    with pytest.raises(ValueError, match="NaN"):
-        LRClassifier().fit(X, np.r_[np.nan, np.arange(29) % 2.0])
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        LRClassifier().fit(X, np.arange(29) % 2)
-    with pytest.raises(ValueError, match="Unknown label type"):
-        LRClassifier().fit(X, np.linspace(0, 1, 30))
+    with pytest.raises(ValueError, match=match):
+        LRClassifier().fit(X, y)
+
+
+def test_empty_input_is_refused():
+    X = pd.DataFrame({"c": pd.Series([], dtype=str), "v": pd.Series([], dtype=float)})
+    with pytest.raises(ValueError, match=r"0 sample\(s\).*minimum of 1 is required"):
+        LRClassifier().fit(X, np.array([], dtype=int))
+    with pytest.raises(ValueError, match="0 feature"):
+        LRClassifier().fit(np.empty((5, 0)), np.arange(5) % 2)
 
 
 def test_not_fitted_and_zero_rows(criteo):
@@ -200,3 +228,243 @@ def test_clone_keeps_parameters_unchanged():
     clf = DeepFMClassifier(hidden_units=(8, 4), features=CTRFeatureTransformer(maxlen=3))
     twin = clone(clf)
     assert twin.hidden_units == (8, 4) and twin.features.maxlen == 3
+
+
+# ------------------------------------------------------------------ dirty production logs
+@pytest.fixture(scope="module")
+def logs():
+    """A small log with every column kind, and a DeepFM fitted on it."""
+    rng = np.random.default_rng(0)
+    n = 600
+    item = rng.integers(0, 30, n)
+    X = pd.DataFrame(
+        {
+            "site": rng.choice(["news", "sport", "météo", ""], n),
+            "item_id": item,
+            "price": rng.lognormal(size=n),
+            "hist_item_id": [list(rng.integers(0, 30, rng.integers(0, 6))) for _ in range(n)],
+        }
+    )
+    y = ((item % 3 == 0) ^ (X["site"] == "news")).astype(int).to_numpy()
+    return X, y, DeepFMClassifier(**FAST).fit(X, y)
+
+
+def test_missing_column_is_named(logs):
+    X, _, clf = logs
+    with pytest.raises(ValueError, match=r"\['price'\] seen during fit are missing from X"):
+        clf.predict_proba(X.drop(columns="price"))
+
+
+def test_reordered_columns_give_identical_predictions(logs):
+    X, _, clf = logs
+    reordered = X[["hist_item_id", "price", "site", "item_id"]]
+    np.testing.assert_array_equal(clf.predict_proba(reordered), clf.predict_proba(X))
+
+
+def test_extra_columns_are_ignored(logs):
+    X, _, clf = logs
+    extra = X.assign(new_feature=1.0, another="x")
+    np.testing.assert_array_equal(clf.predict_proba(extra), clf.predict_proba(X))
+
+
+def test_duplicate_column_names_are_refused(logs):
+    X, _, clf = logs
+    with pytest.raises(ValueError, match=r"duplicate column names \['site'\]"):
+        clf.predict_proba(pd.concat([X, X[["site"]]], axis=1))
+
+
+def test_strings_in_a_numeric_column_are_named(logs):
+    X, _, clf = logs
+    with pytest.raises(ValueError, match=r"dense column 'price' must hold numbers, got 'n/a'"):
+        clf.predict_proba(X.assign(price=X["price"].astype(object).where(X.index > 0, "n/a")))
+
+
+def test_unseen_categories_give_finite_predictions(logs):
+    X, _, clf = logs
+    unseen = X.assign(
+        site="brand-new", item_id=10**9, hist_item_id=[[10**9, -1]] * len(X), price=1.0
+    )
+    proba = clf.predict_proba(unseen)
+    assert np.isfinite(proba).all()
+    # every row now looks the same to the model: one out-of-vocabulary row, repeated
+    np.testing.assert_array_equal(proba, np.repeat(proba[:1], len(X), axis=0))
+
+
+def test_all_missing_category_column(logs):
+    X, y, clf = logs
+    proba = clf.predict_proba(X.assign(site=None))
+    assert np.isfinite(proba).all()
+    fitted = DeepFMClassifier(**FAST).fit(X.assign(site=None), y)
+    assert np.isfinite(fitted.predict_proba(X)).all()
+
+
+def test_dirty_dense_values_give_finite_predictions(logs):
+    X, _, clf = logs
+    dirty = [np.nan, None, np.inf, -np.inf, 1e300, -1e300, 0.0]
+    rows = X.iloc[[0] * len(dirty)].assign(price=pd.Series(dirty, dtype=object).to_numpy())
+    proba = clf.predict_proba(rows)
+    assert np.isfinite(proba).all()
+    np.testing.assert_array_equal(proba[1:4], np.repeat(proba[:1], 3, axis=0))  # all imputed
+    assert not np.array_equal(proba[4], proba[5])  # clipped, not imputed
+
+
+def test_none_empty_and_overlong_sequences(logs):
+    X, _, clf = logs
+    rows = X.iloc[[0] * 4].assign(hist_item_id=[None, [], list(range(500)), [1, 2]])
+    proba = clf.predict_proba(rows)
+    assert np.isfinite(proba).all()
+    np.testing.assert_array_equal(proba[0], proba[1])  # None is an empty history
+    # an overlong history keeps its last maxlen (50) items
+    last = X.iloc[[0]].assign(hist_item_id=[list(range(450, 500))])
+    np.testing.assert_array_equal(clf.predict_proba(last)[0], proba[2])
+
+
+def test_huge_learning_rate_stops_with_a_message_and_keeps_good_weights(logs):
+    X, y, _ = logs
+    clf = DeepFMClassifier(**{**FAST, "learning_rate": 1e12})
+    with pytest.warns(RuntimeWarning, match=r"non-finite in epoch 1;.*initial weights"):
+        clf.fit(X, y)
+    assert clf.history_ == [] and np.isfinite(clf.predict_proba(X)).all()
+    # after two good epochs, a blow-up in the third keeps the weights of the second
+    clf = DeepFMClassifier(**FAST).fit(X, y)
+    good = clf.predict_proba(X)
+    clf.set_params(warm_start=True, learning_rate=1e12)
+    with pytest.warns(
+        RuntimeWarning, match=r"non-finite in epoch 3;.*after epoch 2.*learning_rate is probably"
+    ):
+        clf.fit(X, y)
+    assert len(clf.history_) == 2
+    np.testing.assert_array_equal(clf.predict_proba(X), good)
+
+
+def test_clip_grad_norm_reaches_every_step(logs, monkeypatch):
+    from skctr.training import loop
+
+    X, y, _ = logs
+    seen = []
+    original = loop.clip_gradients
+    monkeypatch.setattr(
+        loop, "clip_gradients", lambda core, norm: seen.append(norm) or original(core, norm)
+    )
+    DeepFMClassifier(**{**FAST, "clip_grad_norm": 0.5}).fit(X, y)
+    assert seen == [0.5] * (2 * 3)  # 2 epochs of 3 batches of 256 rows
+    seen.clear()
+    DeepFMClassifier(**FAST).fit(X, y)
+    assert seen == []
+
+
+class _InterruptedFM(FactorizationMachineModel):
+    """An FM whose ``interrupt_at``-th training forward pass raises KeyboardInterrupt."""
+
+    def __init__(self, schema, *, interrupt_at=None, embedding_dim=4):
+        super().__init__(schema, embedding_dim=embedding_dim)
+        self.interrupt_at, self.calls = interrupt_at, 0
+
+    def forward(self, batch):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.interrupt_at:
+                raise KeyboardInterrupt
+        return super().forward(batch)
+
+
+def test_keyboard_interrupt_keeps_a_usable_model_with_history(logs):
+    X, y, _ = logs
+    params = {"core": _InterruptedFM, "random_state": 0, "early_stopping": False}
+    clf = CTRClassifier(**params, max_epochs=5, core_params={"interrupt_at": 3 * 2 + 2})
+    with pytest.warns(RuntimeWarning, match="interrupted in epoch 3"):
+        clf.fit(X, y)  # 3 batches per epoch: interrupted in the 2nd batch of epoch 3
+    assert [h["epoch"] for h in clf.history_] == [1, 2]
+    two_epochs = CTRClassifier(**params, max_epochs=2).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), two_epochs.predict_proba(X))
+
+
+def test_checkpoints_each_epoch_and_warm_start_resumes(logs, tmp_path):
+    X, y, _ = logs
+    directory = tmp_path / "checkpoints" / "run1"  # a Path, created by fit
+    clf = DeepFMClassifier(**{**FAST, "max_epochs": 3, "checkpoint_dir": directory}).fit(X, y)
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == ["epoch_0001.skctr", "epoch_0002.skctr", "epoch_0003.skctr"]
+    np.testing.assert_array_equal(
+        skctr.load(directory / "epoch_0003.skctr").predict_proba(X), clf.predict_proba(X)
+    )
+    second = skctr.load(directory / "epoch_0002.skctr")
+    assert [h["epoch"] for h in second.history_] == [1, 2]
+    assert second.checkpoint_dir == directory  # a Path parameter survives the file format
+    two_epochs = DeepFMClassifier(**FAST).fit(X, y)
+    np.testing.assert_array_equal(second.predict_proba(X), two_epochs.predict_proba(X))
+    # resume from the checkpoint: one more epoch, numbered on, checkpointed again
+    second.set_params(warm_start=True, max_epochs=1).fit(X, y)
+    assert [h["epoch"] for h in second.history_] == [1, 2, 3]
+    resumed = skctr.load(directory / "epoch_0003.skctr")
+    np.testing.assert_array_equal(resumed.predict_proba(X), second.predict_proba(X))
+    with pytest.raises(FileExistsError, match="epoch_0001.skctr"):
+        DeepFMClassifier(**{**FAST, "checkpoint_dir": directory / "epoch_0001.skctr"}).fit(X, y)
+
+
+def test_partial_fit_writes_checkpoints(logs, tmp_path):
+    X, y, _ = logs
+    clf = LRClassifier(random_state=0, checkpoint_dir=str(tmp_path))
+    clf.partial_fit(X.iloc[:300], y[:300], classes=[0, 1]).partial_fit(X.iloc[300:], y[300:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0001.skctr", "epoch_0002.skctr"]
+
+
+def test_memory_budget_warning_names_the_size_and_the_remedy(logs, monkeypatch):
+    import skctr.base
+    from skctr.nn.embedding import FieldEmbedding
+
+    X, y, clf = logs
+    schema = clf.features_.schema_
+    assert schema.embedding_rows == FieldEmbedding(schema, 4).num_rows
+    monkeypatch.setattr(skctr.base, "EMBEDDING_MEMORY_BUDGET", 1000)
+    size = schema.embedding_rows * 16 * 4 / 2**20
+    with pytest.warns(EmbeddingMemoryWarning) as record:
+        DeepFMClassifier(**{**FAST, "embedding_dim": 16, "max_epochs": 1}).fit(X, y)
+    message = str(record[0].message)
+    assert f"{size:,.0f} MiB ({schema.embedding_rows:,} rows x embedding_dim=16" in message
+    for remedy in ("max_categories", "hash_buckets", "embedding_dim", "'item_id' (33 rows)"):
+        assert remedy in message
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmbeddingMemoryWarning)
+        DeepFMClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+
+
+def test_predict_proba_from_several_threads_equals_serial(logs):
+    import torch
+
+    X, _, clf = logs
+    chunks = [X.iloc[i : i + 37] for i in range(0, len(X), 37)] * 3
+    serial = [clf.predict_proba(c) for c in chunks]
+    threaded = copy.deepcopy(clf).set_params(n_jobs=1)
+    before = torch.get_num_threads()
+    for model in (clf, threaded):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(model.predict_proba, chunks))
+        for got, expected in zip(results, serial, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    assert torch.get_num_threads() == before
+    assert not clf.core_.training
+
+
+def test_same_seed_same_predictions_in_fresh_processes(logs, tmp_path):
+    """Bit-identical across processes (and string hash seeds) with the thread count pinned."""
+    X, y, _ = logs
+    X.to_pickle(tmp_path / "X.pkl")
+    np.save(tmp_path / "y.npy", y)
+    params = {**FAST, "n_jobs": 1}
+    code = textwrap.dedent(
+        f"""
+        import numpy as np, pandas as pd
+        from skctr import DeepFMClassifier
+        X = pd.read_pickle({str(tmp_path / "X.pkl")!r})
+        y = np.load({str(tmp_path / "y.npy")!r})
+        clf = DeepFMClassifier(**{params!r}).fit(X, y)
+        np.save({str(tmp_path / "p.npy")!r}, clf.predict_proba(X))
+        """
+    )
+    expected = DeepFMClassifier(**params).fit(X, y).predict_proba(X)
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)

@@ -45,3 +45,22 @@ def test_pipeline_gridsearch_and_joblib(cls, frame):
     joblib.dump(best, buffer)
     buffer.seek(0)
     np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("cls", all_classifiers(), ids=lambda c: c.__name__)
+def test_dirty_rows_give_finite_predictions(cls, frame):
+    X, y = frame
+    clf = cls(random_state=0, max_epochs=1).fit(X, y)
+    dirty = pd.DataFrame(
+        {  # columns reordered; every value unseen, missing, extreme or odd
+            "hist_item_id": [None, [], list(range(500)), [10**12, -1], "3|4", [2**70]],
+            "price": pd.Series([np.nan, np.inf, -np.inf, 1e300, None, -1e300], dtype=object),
+            "user": ["unseen", None, "", "🙂", "\ud800", "a"],
+            "item_id": pd.Series([10**12, -1, 2**70, None, 3.0, "7"], dtype=object),
+        }
+    )
+    proba = clf.predict_proba(dirty)
+    assert proba.shape == (6, 2) and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.predict_proba(dirty.iloc[:0]).shape == (0, 2)
+    assert clf.predict(dirty.iloc[:0]).shape == (0,)

@@ -108,6 +108,13 @@ class FeatureSchema:
         """Number of fields a model sees when each sequence is pooled into one vector."""
         return len(self.sparse) + len(self.dense) + len(self.sequence)
 
+    @property
+    def embedding_rows(self) -> int:
+        """Rows of one fused embedding table over every field with a vocabulary of its own
+        (the sparse fields and the sequences that share none), reserved codes included."""
+        own = [f.vocab_size for f in self.sequence if f.shares is None]
+        return sum(f.vocab_size for f in self.sparse) + sum(own)
+
     def sparse_index(self, name: str) -> int:
         """Position of the sparse field called ``name``.
 
@@ -179,9 +186,7 @@ class EncodedBatch:
 
     def __post_init__(self) -> None:
         if self.lengths is None:
-            object.__setattr__(
-                self, "lengths", np.zeros((len(self.sparse), 0), dtype=np.int64)
-            )
+            object.__setattr__(self, "lengths", np.zeros((len(self.sparse), 0), dtype=np.int64))
 
     def __len__(self) -> int:
         return self.sparse.shape[0]

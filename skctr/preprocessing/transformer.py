@@ -26,6 +26,11 @@ from .schema import (
 
 _KINDS = ("sparse", "dense", "sequence")
 
+#: Bound on the magnitude of a scaled dense value. Finite but extreme inputs (``1e300``,
+#: or a value millions of training standard deviations away) are clipped to it, so that
+#: the float32 arithmetic of a model stays finite.
+DENSE_CLIP = 1e6
+
 
 def as_frame(X: Any, owner: str) -> pd.DataFrame:
     """Turn ``X`` into a DataFrame without changing any value.
@@ -73,7 +78,10 @@ def as_frame(X: Any, owner: str) -> pd.DataFrame:
         )
     if frame.columns.duplicated().any():
         dups = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise ValueError(f"{owner}: duplicate column names {dups}; rename them before fitting.")
+        raise ValueError(
+            f"{owner}: duplicate column names {dups}; columns are matched by name, so each "
+            "name must be unique: rename or drop the duplicates."
+        )
     for col in frame.columns:
         if pd.api.types.is_complex_dtype(frame[col].dtype):
             raise ValueError(f"Complex data not supported: column {col!r} given to {owner}.")
@@ -139,12 +147,113 @@ class _Vocabulary:
         """Codes (int64) of ``values``; missing ones get the missing code (OOV if unseen)."""
         missing = values.isna().to_numpy()
         if self.hash_buckets is not None:
-            hashed = pd.util.hash_pandas_object(values, index=False).to_numpy()
+            hashed = hash_values(values)
             codes = (hashed % np.uint64(self.hash_buckets)).astype(np.int64) + NUM_RESERVED
         else:
             codes = _lookup(self.categories, values)
         codes[missing] = MISSING if self.has_missing else OOV
         return codes
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _text(value: Any) -> str:
+    """The text a non-integer value is hashed as (lone surrogates escaped, bytes decoded)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    text = value if isinstance(value, str) else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. a lone surrogate from a badly decoded log line
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _as_int64(value: Any) -> int | None:
+    """``value`` as an int when it is an integer (or an integral float) within int64."""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | np.integer):
+        return int(value) if _INT64_MIN <= value <= _INT64_MAX else None
+    if isinstance(value, float | np.floating) and np.isfinite(value) and value == int(value):
+        return int(value) if _INT64_MIN <= value <= _INT64_MAX else None
+    return None
+
+
+def hash_values(values: pd.Series) -> np.ndarray:
+    """A stable 64-bit hash of each value, the same whatever the column's dtype.
+
+    Integers within int64 (and floats holding integers, and booleans as 0/1) are hashed as
+    int64, so an id column hashes alike whether it arrives as ``int64``, as ``float64``
+    (after a missing value crept in) or as Python ints in an ``object`` column. Everything
+    else is hashed as its text: strings as they are (lone surrogates escaped), other
+    values through ``str`` (integers beyond int64 included). The hash is
+    :func:`pandas.util.hash_array`'s, which does not depend on the process. Missing values
+    get an arbitrary hash; callers give them their own code.
+
+    Parameters
+    ----------
+    values : Series
+        The values.
+
+    Returns
+    -------
+    ndarray of shape (len(values),), dtype uint64
+    """
+    n = len(values)
+    missing = values.isna().to_numpy()
+    dtype = values.dtype
+    kind = getattr(dtype, "kind", "O")
+    if isinstance(dtype, pd.CategoricalDtype):
+        per_category = hash_values(pd.Series(dtype.categories))
+        return per_category[np.maximum(values.cat.codes.to_numpy(), 0)]
+    if kind in "bi":
+        return pd.util.hash_array(values.to_numpy(dtype=np.int64, na_value=0))
+    inferred = pd.api.types.infer_dtype(values, skipna=True) if kind == "O" else None
+    if inferred == "string" or (
+        pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype)
+    ):
+        try:
+            return pd.util.hash_array(values.to_numpy(dtype=object, na_value=None))
+        except UnicodeEncodeError:
+            pass  # lone surrogates: hashed value by value below
+    elif kind in "uf":
+        as_float = kind == "f"
+        arr = values.to_numpy(
+            dtype=np.float64 if as_float else np.uint64, na_value=np.nan if as_float else 0
+        )
+        with np.errstate(invalid="ignore"):
+            fits = (
+                (np.isfinite(arr) & (arr == np.floor(arr)) & (np.abs(arr) < 2.0**63))
+                if as_float
+                else arr <= np.uint64(_INT64_MAX)
+            )
+        fits |= missing
+        out = np.empty(n, dtype=np.uint64)
+        ints = np.where(fits & ~missing, arr, 0).astype(np.int64)
+        out[fits] = pd.util.hash_array(ints[fits])
+        if not fits.all():
+            texts = [_text(v.item()) for v in arr[~fits]]
+            out[~fits] = pd.util.hash_array(np.array(texts, dtype=object))
+        return out
+    items = values.to_numpy(dtype=object)
+    out = np.empty(n, dtype=np.uint64)
+    ints = np.zeros(n, dtype=np.int64)
+    is_int = np.zeros(n, dtype=bool)
+    texts = np.empty(n, dtype=object)
+    for i, v in enumerate(items):
+        if missing[i]:
+            texts[i] = ""
+            continue
+        as_int = _as_int64(v)
+        if as_int is None:
+            texts[i] = _text(v)
+        else:
+            ints[i], is_int[i] = as_int, True
+    out[is_int] = pd.util.hash_array(ints[is_int])
+    out[~is_int] = pd.util.hash_array(texts[~is_int])
+    return out
 
 
 def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
@@ -160,8 +269,40 @@ def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
         numeric = pd.to_numeric(values, errors="coerce")
         if not numeric.isna().all() or values.isna().all():
             values = numeric
+    elif isinstance(categories.dtype, pd.StringDtype) and pd.api.types.is_integer_dtype(
+        values.dtype
+    ):
+        # textual vocabulary, integer values (ids read as text at fit, as numbers now)
+        values = values.astype(str)
     pos = categories.get_indexer(values)
     return np.where(pos >= 0, pos + NUM_RESERVED, OOV).astype(np.int64)
+
+
+def _location_scale(finite: np.ndarray, how: str) -> tuple[float, float, float]:
+    """``(shift, scale, mean)`` of finite values, for ``(x - shift) / scale``.
+
+    A mean or standard deviation that overflows float64 (values near ``1e308``) is
+    computed again on the values divided by their largest magnitude. A spread that is zero
+    or still not finite gives ``scale = 1``.
+    """
+    if len(finite) == 0:
+        return 0.0, 1.0, 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = float(np.max(np.abs(finite)))
+        mean = float(finite.mean())
+        if not np.isfinite(mean):
+            mean = float((finite / top).mean()) * top
+        if how == "standard":
+            shift, scale = mean, float(finite.std())
+            if not np.isfinite(scale):
+                scale = float((finite / top).std()) * top
+        elif how == "minmax":
+            shift, scale = float(finite.min()), float(finite.max() - finite.min())
+        else:
+            shift, scale = 0.0, 1.0
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    return shift, scale, mean
 
 
 def _fit_vocabulary(
@@ -187,9 +328,7 @@ def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.S
     """Flatten a multi-valued column: (items with the row position as index, lengths)."""
     n = len(series)
     values = series.reset_index(drop=True)
-    if pd.api.types.is_string_dtype(values.dtype) or values.map(
-        lambda v: isinstance(v, str)
-    ).any():
+    if pd.api.types.is_string_dtype(values.dtype) or values.map(lambda v: isinstance(v, str)).any():
         as_text = values.map(lambda v: v if isinstance(v, str) else None)
         split = as_text.str.split(separator, regex=False)
         values = values.where(~values.map(lambda v: isinstance(v, str)), split)
@@ -278,7 +417,8 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     missing_indicator : bool, default=False
         Add a 0/1 dense field ``<col>__missing`` for each dense column that had missing
         values during fit. Missing and infinite dense values are always imputed with the
-        training mean.
+        training mean; finite values are clipped to ``[-DENSE_CLIP, DENSE_CLIP]`` (1e6)
+        after scaling.
     maxlen : int or dict of str to int, default=50
         Maximum sequence length; longer sequences keep their most recent (last) items.
     sequence_separator : str, default="|"
@@ -381,6 +521,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             )
         validate_data(self, X, reset=True, skip_check_array=True)
         kinds, shares = self._resolve_kinds(frame)
+        self._check_per_column_params(kinds, shares)
         self.feature_kinds_ = kinds
         self._fit_columns(frame, kinds, shares)
         return self
@@ -435,6 +576,33 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             shares[name] = target
         self._columns = by_name
         return kinds, shares
+
+    def _check_per_column_params(
+        self, kinds: dict[str, str], shares: dict[str, str | None]
+    ) -> None:
+        """Refuse a dict ``hash_buckets`` or ``maxlen`` that names a column it cannot apply
+        to (a misspelt key must not be silently ignored) or holds a value below 1."""
+        own_vocab = [n for n, k in kinds.items() if k == "sparse"]
+        own_vocab += [n for n, target in shares.items() if target is None]
+        allowed = {"hash_buckets": own_vocab, "maxlen": list(shares)}
+        for param, columns in allowed.items():
+            value = getattr(self, param)
+            if not isinstance(value, Mapping):
+                continue
+            where = f"The '{param}' parameter of {type(self).__name__}"
+            for key, item in value.items():
+                if key not in columns:
+                    why = (
+                        f"shares the vocabulary of {shares[key]!r}: hash that column instead"
+                        if param == "hash_buckets" and shares.get(key)
+                        else f"it applies to the columns {sorted(columns)}"
+                    )
+                    raise ValueError(f"{where} names the column {key!r}, but {why}.")
+                if not isinstance(item, numbers.Integral) or isinstance(item, bool) or item < 1:
+                    raise ValueError(
+                        f"{where} must map each column to an int >= 1. Got {item!r} for "
+                        f"{key!r} instead."
+                    )
 
     def _param_for(self, param: Any, name: str, default: Any) -> Any:
         if isinstance(param, Mapping):
@@ -549,17 +717,8 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 stats["edges"] = np.zeros(0)
             stats["has_missing"] = len(finite) < len(values)
             return stats
-        if len(finite) == 0:
-            shift, scale = 0.0, 1.0
-        elif self.dense_scaling == "standard":
-            shift, scale = float(finite.mean()), float(finite.std())
-        elif self.dense_scaling == "minmax":
-            shift, scale = float(finite.min()), float(finite.max() - finite.min())
-        else:
-            shift, scale = 0.0, 1.0
-        if not np.isfinite(scale) or scale <= 0:
-            scale = 1.0
-        fill = float((finite.mean() - shift) / scale) if len(finite) else 0.0
+        shift, scale, mean = _location_scale(finite, self.dense_scaling)
+        fill = float(np.clip((mean - shift) / scale, -DENSE_CLIP, DENSE_CLIP))
         stats.update(shift=shift, scale=scale, fill=fill)
         return stats
 
@@ -570,7 +729,10 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            Raw columns, with the same columns as during fit.
+            Raw columns. A DataFrame (when the transformer was fitted on one) is read by
+            column name: the columns may come in any order and columns unused during fit
+            are ignored. An array is read by position and must have the columns of fit in
+            their order.
 
         Returns
         -------
@@ -579,10 +741,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         check_is_fitted(self, "schema_")
         frame = as_frame(X, type(self).__name__)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        columns = {str(c): c for c in frame.columns}
-        if not hasattr(self, "feature_names_in_") and not isinstance(X, pd.DataFrame):
-            columns = {name: frame.columns[i] for i, name in enumerate(self._columns)}
+        columns = self._input_columns(X, frame)
         n = len(frame)
         schema = self.schema_
 
@@ -608,7 +767,9 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             if stats["edges"] is not None:
                 continue
             values = self._numeric(column(name), name)
-            values = (values - stats["shift"]) / stats["scale"]
+            with np.errstate(over="ignore"):
+                values = (values - stats["shift"]) / stats["scale"]
+            values = np.clip(values, -DENSE_CLIP, DENSE_CLIP)
             dense[:, j] = np.where(np.isnan(values), stats["fill"], values)
             j += 1
         for name in indicators:
@@ -626,6 +787,30 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             )
             sequences.append(padded)
         return EncodedBatch(schema, sparse, dense, tuple(sequences), lengths)
+
+    def _input_columns(self, X: Any, frame: pd.DataFrame) -> dict[str, Any]:
+        """Map each fitted column name to its label in ``frame``.
+
+        A DataFrame whose column names are strings, given to a transformer fitted on one,
+        is read by name: the order of its columns does not matter, columns not used during
+        fit are ignored, and a used column that is absent raises an error naming it. Any
+        other input (an array, a frame of unnamed or integer-named columns) is read by
+        position and must have as many columns as during fit, as in scikit-learn.
+        """
+        by_name = isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_")
+        if by_name and all(isinstance(c, str) for c in frame.columns):
+            missing = [name for name in self.feature_kinds_ if name not in frame.columns]
+            if missing:
+                present = [str(c) for c in frame.columns]
+                shown = present if len(present) <= 20 else [*present[:20], "..."]
+                raise ValueError(
+                    f"{type(self).__name__}: column(s) {missing} seen during fit are missing "
+                    f"from X, which has columns {shown}. Columns are matched by name; "
+                    "their order and any extra columns do not matter."
+                )
+            return {name: name for name in self.feature_kinds_}
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return {name: frame.columns[i] for i, name in enumerate(self._columns)}
 
     def _bin(self, series: pd.Series, name: str) -> np.ndarray:
         stats = self._dense_stats[name]

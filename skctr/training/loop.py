@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,20 +38,35 @@ def to_tensors(batch: EncodedBatch) -> TensorBatch:
     )
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 0
+
+
 @contextmanager
 def torch_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the block with ``n_jobs`` torch CPU threads (-1: all cores), then restore."""
+    """Run the block with ``n_jobs`` torch CPU threads (-1: all cores), then restore.
+
+    Torch's thread count is global to the process; with blocks running at once in several
+    Python threads (concurrent ``predict_proba`` calls) the count from before the first
+    one is restored when the last one ends.
+    """
+    global _threads_users, _threads_before
     if n_jobs is None:
         yield
         return
-    import os
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1 if n_jobs == -1 else max(n_jobs, 1))
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(os.cpu_count() or 1 if n_jobs == -1 else max(n_jobs, 1))
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 @dataclass
@@ -112,8 +129,11 @@ def predict_logits(
     n = data.num_rows
     if n == 0:
         return np.zeros(0, dtype=np.float64)
+    # a core already in eval mode (any fitted model) is not touched: calls from several
+    # threads at once must not flip shared module state under each other
     was_training = core.training
-    core.eval()
+    if was_training:
+        core.eval()
     device = next(core.parameters()).device
     out = []
     try:
@@ -127,7 +147,8 @@ def predict_logits(
                 part = data.index(rows)
             out.append(core(part.to(device))[: stop - start].float().cpu())
     finally:
-        core.train(was_training)
+        if was_training:
+            core.train()
     return torch.cat(out).double().numpy()
 
 
@@ -143,6 +164,40 @@ class TrainConfig:
     device: torch.device
     owner: str
     tol: float = 1e-4
+    #: Largest joint L2 norm of the gradients of one step; larger ones are scaled down.
+    clip_grad_norm: float | None = None
+    #: Called with each epoch's history record once the epoch is recorded.
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None
+
+
+def clip_gradients(core: nn.Module, max_norm: float) -> None:
+    """Scale the gradients of ``core`` so that their joint L2 norm is at most ``max_norm``.
+
+    Unlike :func:`torch.nn.utils.clip_grad_norm_` it handles the sparse gradients of
+    embedding tables (rows looked up twice in a batch count once, summed). It runs without
+    a host-device synchronisation.
+
+    Parameters
+    ----------
+    core : nn.Module
+        The module whose parameters' ``.grad`` are scaled in place.
+    max_norm : float
+        The bound on the L2 norm of all gradients together.
+    """
+    grads = [p.grad for p in core.parameters() if p.grad is not None]
+    if not grads:
+        return
+    squares = [(g.coalesce().values() if g.is_sparse else g).float().pow(2).sum() for g in grads]
+    factor = (max_norm / (torch.stack(squares).sum().sqrt() + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(factor.to(g.dtype))
+
+
+def _all_finite(core: nn.Module) -> bool:
+    """Whether every floating-point weight and buffer of ``core`` is finite."""
+    return all(
+        bool(torch.isfinite(t).all()) for t in core.state_dict().values() if t.is_floating_point()
+    )
 
 
 def _validation_metrics(
@@ -171,13 +226,14 @@ def train(
     """Train ``core`` for up to ``config.max_epochs`` epochs.
 
     Each epoch shuffles the rows with ``generator`` and takes one Adam step per batch on the
-    weighted mean binary cross-entropy of the logits, plus the L2 penalty on the
-    embedding rows the batch looks up. With
-    ``val`` the loop records the validation log-loss and AUC, stops after
-    ``n_iter_no_change`` epochs without improvement and restores the best weights. A
-    non-finite training loss stops training, restores the weights of the last good epoch
-    and warns. ``KeyboardInterrupt`` stops training the same way, keeping the best
-    weights seen so far.
+    weighted mean binary cross-entropy of the logits (its gradient clipped to
+    ``config.clip_grad_norm`` when set), plus the L2 penalty on the embedding rows the
+    batch looks up, which :class:`LazyAdam` adds to those rows' gradient. With ``val`` the loop records
+    the validation log-loss and AUC, stops after ``n_iter_no_change`` epochs without
+    improvement and restores the best weights. A non-finite training loss (or weights)
+    stops training, restores the weights of the last good epoch and warns.
+    ``KeyboardInterrupt`` stops training the same way, keeping the best weights seen so
+    far. ``config.on_epoch_end`` is called with each recorded epoch (checkpoints).
 
     Parameters
     ----------
@@ -208,7 +264,7 @@ def train(
     weights = torch.as_tensor(sample_weight, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     best_loss, best_state, stale = math.inf, None, 0
-    good_state = copy.deepcopy(core.state_dict())
+    good_state, good_epoch = copy.deepcopy(core.state_dict()), state.epochs_done
     progress = None
     if config.verbose:
         from tqdm.auto import tqdm
@@ -234,6 +290,8 @@ def train(
                 for opt in state.optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if config.clip_grad_norm is not None:
+                    clip_gradients(core, config.clip_grad_norm)
                 for opt in state.optimizers:
                     if isinstance(opt, LazyAdam):  # the L2 penalty, averaged over the batch
                         for group in opt.param_groups:
@@ -242,12 +300,14 @@ def train(
                 total += loss.detach().double().cpu() * len(rows)
             train_loss = float(total) / max(n, 1)
             record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
-            if not math.isfinite(train_loss):
+            if not (math.isfinite(train_loss) and _all_finite(core)):
                 core.load_state_dict(good_state)
                 warnings.warn(
-                    f"{config.owner}: the training loss became non-finite in epoch {epoch}; "
-                    "training stopped and the weights of the last finite epoch were kept. "
-                    "The learning_rate is probably too high, or the dense inputs are extreme.",
+                    f"{config.owner}: the training loss or the weights became non-finite in "
+                    f"epoch {epoch}; training stopped and the model keeps the weights after "
+                    f"epoch {good_epoch} (0: the initial weights). The learning_rate is "
+                    "probably too high: lower it, or set clip_grad_norm (e.g. 1.0) to bound "
+                    "each step.",
                     RuntimeWarning,
                     stacklevel=3,
                 )
@@ -262,13 +322,15 @@ def train(
                     f"{config.owner} epoch {epoch}: "
                     + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch")
                 )
+            if config.on_epoch_end is not None:
+                config.on_epoch_end(record)
             if val is None:
-                good_state = copy.deepcopy(core.state_dict())
+                good_state, good_epoch = copy.deepcopy(core.state_dict()), epoch
                 continue
             if record["val_logloss"] < best_loss - config.tol:
                 best_loss, stale = record["val_logloss"], 0
                 best_state = copy.deepcopy(core.state_dict())
-                good_state = best_state
+                good_state, good_epoch = best_state, epoch
             else:
                 stale += 1
                 if stale >= config.n_iter_no_change:

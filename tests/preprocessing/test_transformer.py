@@ -8,7 +8,7 @@ import pytest
 
 from skctr import CTRFeatureTransformer
 from skctr.preprocessing.schema import MISSING, NUM_RESERVED, OOV, EncodedBatch
-from skctr.preprocessing.transformer import infer_kind
+from skctr.preprocessing.transformer import DENSE_CLIP, infer_kind
 
 
 @pytest.fixture
@@ -145,8 +145,8 @@ def test_strings_in_a_dense_column_name_the_column(frame):
 
 def test_missing_column_and_unknown_declared_column_are_named(frame):
     enc = CTRFeatureTransformer().fit(frame)
-    with pytest.raises(ValueError, match="price"):
-        enc.transform(frame.drop(columns="price"))
+    with pytest.raises(ValueError, match=r"column\(s\) \['price', 'tags'\] seen during fit"):
+        enc.transform(frame.drop(columns=["tags", "price"]))
     with pytest.raises(ValueError, match="'nope'"):
         CTRFeatureTransformer(sparse_features=["nope"]).fit(frame)
 
@@ -158,8 +158,34 @@ def test_a_column_cannot_have_two_kinds(frame):
 
 def test_duplicate_column_names_are_refused():
     X = pd.DataFrame([[1, 2]], columns=["a", "a"])
-    with pytest.raises(ValueError, match="duplicate column names"):
+    with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
         CTRFeatureTransformer().fit(X)
+    enc = CTRFeatureTransformer().fit(pd.DataFrame({"a": [1], "b": [2]}))
+    with pytest.raises(ValueError, match=r"duplicate column names \['b'\]"):
+        enc.transform(pd.DataFrame([[1, 2, 3]], columns=["a", "b", "b"]))
+
+
+def test_columns_are_selected_by_name(frame):
+    enc = CTRFeatureTransformer().fit(frame)
+    expected = np.asarray(enc.transform(frame))
+    shuffled = frame[["tags", "price", "site", "hist_item_id", "item_id"]]
+    np.testing.assert_array_equal(np.asarray(enc.transform(shuffled)), expected)
+    extra = shuffled.assign(unused=1.5, other="x")
+    np.testing.assert_array_equal(np.asarray(enc.transform(extra)), expected)
+    # columns not used at fit (explicit feature lists) are not required either
+    only_site = CTRFeatureTransformer(sparse_features=["site"]).fit(frame)
+    out = only_site.transform(frame[["site"]]).sparse
+    np.testing.assert_array_equal(out, only_site.transform(frame).sparse)
+
+
+def test_an_array_is_read_by_position(frame):
+    X = frame[["site", "price"]]
+    enc = CTRFeatureTransformer().fit(X)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        out = enc.transform(X.to_numpy())
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(enc.transform(X)))
+    with pytest.raises(ValueError, match="X has 3 features"), pytest.warns(UserWarning):
+        enc.transform(np.c_[X.to_numpy(), X.to_numpy()[:, :1]])
 
 
 def test_transform_of_train_equals_fit_transform_and_names_match(frame):
@@ -189,3 +215,152 @@ def test_integer_sequence_ids_given_as_text_share_an_integer_vocabulary():
     X = pd.DataFrame({"item_id": [1, 2, 3], "hist_item_id": ["1|2", "3", ""]})
     out = CTRFeatureTransformer().fit_transform(X)
     assert out.sequences[0][0, :2].tolist() == out.sparse[:2, 0].tolist()
+
+
+def test_dense_missing_and_infinite_are_imputed_and_extremes_clipped():
+    enc = CTRFeatureTransformer().fit(pd.DataFrame({"v": [1.0, 2.0, 3.0]}))
+    raw = pd.Series([np.nan, None, np.inf, -np.inf, 1e300, -1e300, 2.0], dtype=object)
+    out = enc.transform(pd.DataFrame({"v": raw})).dense[:, 0]
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[:4], 0.0)  # the training mean, standardised
+    assert out[4] == DENSE_CLIP and out[5] == -DENSE_CLIP and out[6] == 0.0
+
+
+def test_dense_statistics_survive_values_near_the_float64_limit():
+    X = pd.DataFrame({"v": [1e308, -1e308, 1.7e308, 0.0]})
+    for scaling in ("standard", "minmax", "none"):
+        out = CTRFeatureTransformer(dense_scaling=scaling).fit_transform(X).dense[:, 0]
+        assert np.isfinite(out).all(), scaling
+        if scaling != "minmax":  # a range beyond float64 leaves minmax with clipped values
+            assert out[2] >= out[0] > out[3] >= out[1], scaling  # the order is kept
+
+
+def test_a_categorical_column_that_is_all_missing():
+    X = pd.DataFrame({"c": pd.Series([None, None, None], dtype=object), "d": ["a", "b", "a"]})
+    enc = CTRFeatureTransformer().fit(X)
+    assert enc.feature_kinds_["c"] == "sparse"
+    assert enc.schema_.sparse[0].vocab_size == NUM_RESERVED  # only the reserved codes
+    assert enc.transform(X).sparse[:, 0].tolist() == [MISSING] * 3
+    assert enc.transform(X.assign(c=["x", None, "y"])).sparse[:, 0].tolist() == [
+        OOV,
+        MISSING,
+        OOV,
+    ]
+    # a column that had values at fit and is all missing now
+    all_missing = enc.transform(X.assign(d=pd.Series([None] * 3, dtype=object)))
+    assert all_missing.sparse[:, 1].tolist() == [OOV] * 3  # no missing value at fit
+
+
+def test_unicode_and_empty_strings_are_categories():
+    values = ["", "é", "e\u0301", "🙂", "\ud800", "a b", " "]
+    X = pd.DataFrame({"c": pd.Series(values, dtype=object)})
+    for params in ({}, {"hash_buckets": 1000}):
+        enc = CTRFeatureTransformer(**params).fit(X)
+        codes = enc.transform(X).sparse[:, 0]
+        assert len(set(codes.tolist())) == len(values), params  # "" is not missing
+        assert (codes >= NUM_RESERVED).all()
+        again = enc.transform(X.iloc[::-1]).sparse[::-1, 0]
+        np.testing.assert_array_equal(again, codes)
+
+
+def test_mixed_int_and_str_categories_stay_distinct():
+    X = pd.DataFrame({"c": pd.Series([1, "1", "a", 2**70, 2], dtype=object)})
+    enc = CTRFeatureTransformer().fit(X)
+    codes = enc.transform(X).sparse[:, 0]
+    assert len(set(codes.tolist())) == 5  # 1 and "1" are two categories
+    new = pd.DataFrame({"c": pd.Series([2**70, "1", 1, "b", 3], dtype=object)})
+    assert enc.transform(new).sparse[:, 0].tolist() == [codes[3], codes[1], codes[0], OOV, OOV]
+    hashed = CTRFeatureTransformer(hash_buckets=10).fit(X).transform(X).sparse[:, 0]
+    assert ((hashed >= NUM_RESERVED) & (hashed < NUM_RESERVED + 10)).all()
+    # equal in Python, one category: 1, 1.0 and True; with a vocabulary or hashed
+    same = pd.DataFrame({"c": pd.Series([1, 1.0, True, "1"], dtype=object)})
+    for params in ({}, {"hash_buckets": 1 << 20}):
+        codes = CTRFeatureTransformer(**params).fit(same).transform(same).sparse[:, 0]
+        assert codes[0] == codes[1] == codes[2] != codes[3], params
+
+
+@pytest.mark.parametrize("hash_buckets", [None, 1 << 20])
+def test_huge_integer_ids_of_any_dtype(hash_buckets):
+    big = [2**31 + 1, 2**40, 2**53 + 1, 2**53 + 2, 2**62]
+    enc = CTRFeatureTransformer(hash_buckets=hash_buckets).fit(pd.DataFrame({"id": big}))
+    codes = enc.transform(pd.DataFrame({"id": big})).sparse[:, 0]
+    assert len(set(codes.tolist())) == len(big)
+    # the same ids as Python ints in an object column, or beyond int64 next to them
+    as_object = pd.Series([*big, 2**64 + 1, None], dtype=object)
+    out = enc.transform(pd.DataFrame({"id": as_object})).sparse[:, 0]
+    np.testing.assert_array_equal(out[:5], codes)
+    assert out[6] == OOV  # missing, unseen at fit
+    if hash_buckets is None:
+        assert out[5] == OOV
+
+
+def test_hashing_does_not_depend_on_the_dtype_the_ids_arrive_in():
+    ids = pd.Series([3, 10**12, 2**53 + 1, 7])
+    enc = CTRFeatureTransformer(hash_buckets=1 << 16).fit(pd.DataFrame({"id": ids}))
+    expected = enc.transform(pd.DataFrame({"id": ids})).sparse[:, 0]
+    drifted = [
+        pd.Series([3.0, 1e12, np.nan, 7.0]),  # a missing value made it float64
+        pd.Series([3, 10**12, 2**53 + 1, 7], dtype=object),
+        pd.Series([3, 10**12, 2**53 + 1, 7], dtype="Int64"),
+        pd.Series([3, 10**12, 2**53 + 1, 7], dtype="uint64"),
+        pd.Series([3, 10**12, 2**53 + 1, 7], dtype="category"),
+    ]
+    for values in drifted:
+        out = enc.transform(pd.DataFrame({"id": values})).sparse[:, 0]
+        keep = values.notna().to_numpy()
+        np.testing.assert_array_equal(out[keep], expected[keep], err_msg=str(values.dtype))
+
+
+def test_id_columns_read_as_text_or_as_numbers_match_their_vocabulary():
+    as_int = CTRFeatureTransformer().fit(pd.DataFrame({"id": [10, 11, 12]}))
+    codes = as_int.transform(pd.DataFrame({"id": [10, 11, 12]})).sparse[:, 0]
+    as_text = pd.DataFrame({"id": ["10", "11", "12"]})
+    np.testing.assert_array_equal(as_int.transform(as_text).sparse[:, 0], codes)
+    as_float = pd.DataFrame({"id": [10.0, 11.0, np.nan]})
+    assert as_int.transform(as_float).sparse[:, 0].tolist() == [*codes[:2], OOV]
+    garbage = pd.DataFrame({"id": ["abc", "", "12"]})
+    assert as_int.transform(garbage).sparse[:, 0].tolist() == [OOV, OOV, codes[2]]
+    text = CTRFeatureTransformer().fit(as_text)
+    np.testing.assert_array_equal(
+        text.transform(pd.DataFrame({"id": [10, 11, 12]})).sparse[:, 0],
+        text.transform(as_text).sparse[:, 0],
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"hash_buckets": {"site": 0}}, "'hash_buckets'.*int >= 1.*0 for 'site'"),
+        ({"hash_buckets": {"sitee": 8}}, "'hash_buckets'.*'sitee'.*applies to"),
+        ({"hash_buckets": {"hist_item_id": 8}}, "shares the vocabulary of 'item_id'"),
+        ({"maxlen": {"hist_item_id": -1}}, "'maxlen'.*int >= 1.*-1 for 'hist_item_id'"),
+        ({"maxlen": {"site": 3}}, "'maxlen'.*'site'.*applies to the columns"),
+        ({"maxlen": {"hist_item_id": 2.5}}, "'maxlen'.*2.5"),
+        ({"min_frequency": 0}, "'min_frequency'"),
+        ({"n_bins": 1}, "'n_bins'"),
+        ({"dense_scaling": "log"}, "'dense_scaling'"),
+    ],
+)
+def test_per_column_parameters_are_validated(frame, params, match):
+    with pytest.raises(ValueError, match=match):
+        CTRFeatureTransformer(**params).fit(frame.drop(columns="tags"))
+
+
+def test_a_million_distinct_values_keep_the_table_at_its_configured_size():
+    ids = pd.DataFrame({"uid": np.arange(1_000_000, dtype=np.int64) * 7919 + 2**40})
+    hashed = CTRFeatureTransformer(hash_buckets=1000).fit(ids)
+    assert hashed.schema_.sparse[0].vocab_size == NUM_RESERVED + 1000
+    codes = hashed.transform(ids).sparse[:, 0]
+    assert codes.min() >= NUM_RESERVED and codes.max() < NUM_RESERVED + 1000
+    assert len(np.unique(codes)) == 1000  # a million ids spread over every bucket
+    capped = CTRFeatureTransformer(max_categories=1000).fit(ids)
+    assert capped.schema_.sparse[0].vocab_size == NUM_RESERVED + 1000
+    assert capped.schema_.embedding_rows == NUM_RESERVED + 1000
+    full = CTRFeatureTransformer().fit(ids)
+    assert full.schema_.embedding_rows == NUM_RESERVED + 1_000_000
+
+
+def test_a_bare_value_in_a_sequence_column_is_refused():
+    X = pd.DataFrame({"hist": [["a", "b"], 5, None, "c|d"]})
+    with pytest.raises(ValueError, match=r"Sequence column 'hist' must hold lists.*int 5"):
+        CTRFeatureTransformer(sequence_features=["hist"]).fit(X)

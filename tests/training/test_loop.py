@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from skctr.nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
@@ -10,6 +11,7 @@ from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField,
 from skctr.training.loop import (
     TrainConfig,
     TrainState,
+    clip_gradients,
     make_optimizers,
     predict_logits,
     train,
@@ -45,8 +47,13 @@ class _Core(torch.nn.Module):
 
 def _config(**kw):
     base = dict(
-        batch_size=16, max_epochs=1, l2_embedding=1e-3, n_iter_no_change=2, verbose=0,
-        device=torch.device("cpu"), owner="test",
+        batch_size=16,
+        max_epochs=1,
+        l2_embedding=1e-3,
+        n_iter_no_change=2,
+        verbose=0,
+        device=torch.device("cpu"),
+        owner="test",
     )
     return TrainConfig(**{**base, **kw})
 
@@ -76,8 +83,14 @@ def test_early_stopping_restores_the_best_epoch():
     y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
     state = TrainState(make_optimizers(core, 0.05))
     train(
-        core, data, y, np.ones(256), state, _config(max_epochs=15, n_iter_no_change=3),
-        torch.Generator().manual_seed(0), (val, yv, np.ones(64)),
+        core,
+        data,
+        y,
+        np.ones(256),
+        state,
+        _config(max_epochs=15, n_iter_no_change=3),
+        torch.Generator().manual_seed(0),
+        (val, yv, np.ones(64)),
     )
     losses = [h["val_logloss"] for h in state.history]
     from sklearn.metrics import log_loss
@@ -105,3 +118,63 @@ def test_predictions_do_not_depend_on_the_rows_scored_together():
     for i in (0, 1500, 4095, 4096, 4999):
         one = predict_logits(core, data.slice(i, i + 1))
         assert one[0] == full[i]  # bit-identical, not merely close
+
+
+def test_clip_gradients_bounds_the_joint_norm_sparse_gradients_included():
+    torch.manual_seed(0)
+    core = _Core(SCHEMA)
+    data = _batch(32, np.random.default_rng(5))
+    (core(data) * 1000).sum().backward()
+    assert core.emb.table.weight.grad.is_sparse
+    dense = {n: p.grad.to_dense().clone() for n, p in core.named_parameters()}
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in dense.values()))
+    assert norm > 1.0
+    clip_gradients(core, 1.0)
+    clipped = {n: p.grad.to_dense() for n, p in core.named_parameters()}
+    assert abs(float(torch.sqrt(sum(g.pow(2).sum() for g in clipped.values()))) - 1.0) < 1e-4
+    for name, g in clipped.items():  # every gradient scaled by the same factor
+        torch.testing.assert_close(g, dense[name] / norm, rtol=1e-4, atol=1e-7)
+    before = {n: g.clone() for n, g in clipped.items()}
+    clip_gradients(core, 10.0)  # below the bound: unchanged
+    for name, p in core.named_parameters():
+        torch.testing.assert_close(p.grad.to_dense(), before[name], rtol=1e-5, atol=0)
+
+
+class _PoisonedCore(_Core):
+    """Its weights turn NaN during the backward pass of one step, after a finite loss."""
+
+    def __init__(self, schema, poison_at):
+        super().__init__(schema)
+        self.poison_at, self.calls = poison_at, 0
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.poison_at:
+                out.register_hook(self._poison)
+        return out
+
+    def _poison(self, grad):
+        with torch.no_grad():
+            self.linear.bias.fill_(float("nan"))
+        return grad
+
+
+def test_non_finite_weights_after_a_finite_loss_restore_the_last_good_epoch():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(6)
+    core = _PoisonedCore(SCHEMA, poison_at=4 + 4)  # the last of 4 batches of epoch 2
+    data, y = _batch(64, rng), rng.integers(0, 2, 64).astype(np.float32)
+    snapshots = []
+    config = _config(max_epochs=4)
+    config.on_epoch_end = lambda record: snapshots.append(
+        {k: v.clone() for k, v in core.state_dict().items()}
+    )
+    state = TrainState(make_optimizers(core, 1e-2))
+    with pytest.warns(RuntimeWarning, match=r"in epoch 2;.*after epoch 1.*learning_rate"):
+        train(core, data, y, np.ones(64), state, config, torch.Generator().manual_seed(0))
+    assert [h["epoch"] for h in state.history] == [1] and len(snapshots) == 1
+    for name, value in core.state_dict().items():
+        torch.testing.assert_close(value, snapshots[0][name], rtol=0, atol=0)
+    assert np.isfinite(predict_logits(core, data)).all()
