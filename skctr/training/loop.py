@@ -228,9 +228,9 @@ def train(
     Each epoch shuffles the rows with ``generator`` and takes one Adam step per batch on the
     weighted mean binary cross-entropy of the logits (its gradient clipped to
     ``config.clip_grad_norm`` when set), plus the L2 penalty on the embedding rows the
-    batch looks up, which :class:`LazyAdam` adds to those rows' gradient. With ``val`` the loop records
-    the validation log-loss and AUC, stops after ``n_iter_no_change`` epochs without
-    improvement and restores the best weights. A non-finite training loss (or weights)
+    batch looks up, which :class:`LazyAdam` adds to those rows' gradient. With ``val`` the
+    loop records the validation log-loss and AUC, stops after ``n_iter_no_change`` epochs
+    without improvement and restores the best weights. A non-finite training loss (or weights)
     stops training, restores the weights of the last good epoch and warns.
     ``KeyboardInterrupt`` stops training the same way, keeping the best weights seen so
     far. ``config.on_epoch_end`` is called with each recorded epoch (checkpoints).
