@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -266,7 +267,7 @@ def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
         values.dtype
     ):
         # numeric vocabulary, textual values (e.g. "12|7" histories of integer item ids)
-        numeric = pd.to_numeric(values, errors="coerce")
+        numeric = _to_numbers(values)
         if not numeric.isna().all() or values.isna().all():
             values = numeric
     elif isinstance(categories.dtype, pd.StringDtype) and pd.api.types.is_integer_dtype(
@@ -328,6 +329,9 @@ def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.S
     """Flatten a multi-valued column: (items with the row position as index, lengths)."""
     n = len(series)
     values = series.reset_index(drop=True)
+    fast = _split_delimited(values, separator)
+    if fast is not None:
+        return fast
     if pd.api.types.is_string_dtype(values.dtype) or values.map(lambda v: isinstance(v, str)).any():
         as_text = values.map(lambda v: v if isinstance(v, str) else None)
         split = as_text.str.split(separator, regex=False)
@@ -349,6 +353,34 @@ def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.S
     items = pd.Series(items.to_numpy(), index=rows)
     items = items.infer_objects()
     return items, lengths
+
+
+def _split_delimited(values: pd.Series, separator: str) -> tuple[pd.Series, np.ndarray] | None:
+    """The common case of :func:`_split_sequences`, fast: every value a string or missing.
+
+    Returns None when some value is not a string (lists, arrays, numbers).
+    """
+    missing = values.isna().to_numpy()
+    raw = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(raw[~missing], skipna=True) not in ("string", "empty"):
+        return None
+    parts = [v.split(separator) if v else [] for v in np.where(missing, "", raw)]
+    counts = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    flat = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=counts.sum())
+    rows = np.repeat(np.arange(len(parts), dtype=np.int64), counts)
+    keep = flat != ""
+    flat, rows = flat[keep], rows[keep]
+    lengths = np.bincount(rows, minlength=len(parts)).astype(np.int64)
+    return pd.Series(flat, index=rows).infer_objects(), lengths
+
+
+def _to_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, fast for text that holds integers."""
+    try:
+        exact = values.to_numpy(dtype=object).astype(np.int64)
+    except (ValueError, TypeError, OverflowError):
+        return pd.to_numeric(values, errors="coerce")
+    return pd.Series(exact, index=values.index)
 
 
 def _is_na_scalar(value: Any) -> bool:
@@ -634,7 +666,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 if target == name and len(seq_items[seq_name]):
                     extra = seq_items[seq_name]
                     if pd.api.types.is_numeric_dtype(col.dtype):
-                        extra = pd.to_numeric(extra, errors="coerce").dropna()
+                        extra = _to_numbers(extra).dropna()
                         if pd.api.types.is_integer_dtype(col.dtype) and len(extra):
                             extra = extra.astype(col.dtype)
                     counts = counts.add(extra.value_counts(sort=False), fill_value=0)

@@ -364,3 +364,25 @@ def test_a_bare_value_in_a_sequence_column_is_refused():
     X = pd.DataFrame({"hist": [["a", "b"], 5, None, "c|d"]})
     with pytest.raises(ValueError, match=r"Sequence column 'hist' must hold lists.*int 5"):
         CTRFeatureTransformer(sequence_features=["hist"]).fit(X)
+
+
+def test_delimited_fast_path_equals_the_same_histories_given_as_lists():
+    texts = ["3|1|4", "", None, "1||5", "9", np.nan, "ü|é|3"]
+    lists = [["3", "1", "4"], [], None, ["1", "5"], ["9"], None, ["ü", "é", "3"]]
+    fast = CTRFeatureTransformer(sequence_features=["h"], maxlen=4).fit(pd.DataFrame({"h": texts}))
+    slow = CTRFeatureTransformer(sequence_features=["h"], maxlen=4).fit(pd.DataFrame({"h": lists}))
+    a = fast.transform(pd.DataFrame({"h": texts}))
+    b = slow.transform(pd.DataFrame({"h": lists}))
+    np.testing.assert_array_equal(a.sequences[0], b.sequences[0])
+    np.testing.assert_array_equal(a.lengths, b.lengths)
+    np.testing.assert_array_equal(a.lengths[:, 0], [3, 0, 0, 2, 1, 0, 3])
+
+
+def test_integer_text_histories_match_an_integer_vocabulary():
+    frame = pd.DataFrame({"item": [5, 7, 2**40], "hist_item": ["5|7", "1.0|7", f"{2**40}|x"]})
+    out = CTRFeatureTransformer().fit_transform(frame)
+    item_codes = dict(zip(frame["item"], out.sparse[:, 0], strict=True))
+    hist = out.sequences[0]
+    assert hist[0, 0] == item_codes[5] and hist[0, 1] == item_codes[7]
+    assert hist[1, 1] == item_codes[7]  # "1.0" is the number 1, unseen among the items
+    assert hist[2, 0] == item_codes[2**40]
