@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence
 from skctr.nn.interaction import _check_fields_input, pairwise_indices
@@ -180,10 +180,10 @@ class InteractingLayer(nn.Module):
             return t.view(batch, fields, self.num_heads, self.attention_dim).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, F, F)
-        if self.scaled:
-            scores = scores / math.sqrt(self.attention_dim)
-        attended = torch.matmul(torch.softmax(scores, dim=-1), v)  # (B, H, F, d')
+        # softmax(q k^T [/ sqrt(d')]) v in one fused kernel, (B, H, F, d')
+        attended = F.scaled_dot_product_attention(
+            q, k, v, scale=None if self.scaled else 1.0
+        )
         out = attended.transpose(1, 2).reshape(batch, fields, self.output_dim)
         if self.residual is not None:
             out = out + self.residual(x)
