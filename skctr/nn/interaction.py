@@ -518,33 +518,28 @@ class CIN(nn.Module):
         _check_fields_input(self, x, self.num_fields)
         batch, _, dim = x.shape
         pooled: list[Tensor] = []
-        hidden = x
+        # embedding axis first, (B, D, m): each of the B * D positions is one row of a GEMM
+        xt = x.transpose(1, 2)
+        hidden = xt
         for weight, act, next_size in zip(
             self.weights, self.activations, self._next_sizes, strict=True
         ):
-            # (B, H, 1, D) * (B, 1, m, D) -> (B, H * m, D): all H * m Hadamard maps
-            z = (hidden.unsqueeze(2) * x.unsqueeze(1)).reshape(batch, -1, dim)
-            maps = torch.matmul(weight, z)  # (B, H_k, D)
-            maps = _apply_per_map(act, maps)
-            if next_size == maps.shape[1]:
+            # (B, D, H, 1) * (B, D, 1, m) -> (B * D, H * m): all H * m Hadamard products,
+            # channel h * m + i as in the paper's z^{k+1}
+            z = (hidden.unsqueeze(-1) * xt.unsqueeze(-2)).reshape(batch * dim, -1)
+            # the paper's 1x1 convolution as one (B * D, H * m) x (H * m, H_k) GEMM, where a
+            # batched matmul would run B small, skinny products
+            maps = act(z @ weight.t()).view(batch, dim, -1)  # (B, D, H_k)
+            if next_size == maps.shape[2]:
                 hidden, kept = maps, maps
             else:
-                hidden, kept = maps[:, :next_size], maps[:, next_size:]
-            pooled.append(kept.sum(dim=2))
+                hidden, kept = maps[..., :next_size], maps[..., next_size:]
+            pooled.append(kept.sum(dim=1))
         return torch.cat(pooled, dim=1)
 
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""
         return f"{self.num_fields}, layer_sizes={self.layer_sizes}, split_half={self.split_half}"
-
-
-def _apply_per_map(act: nn.Module, maps: Tensor) -> Tensor:
-    """Apply ``act`` to ``(B, H, D)`` maps with each of the ``H`` maps as one feature."""
-    if isinstance(act, nn.Identity):
-        return maps
-    batch, num_maps, dim = maps.shape
-    flat = maps.transpose(1, 2).reshape(batch * dim, num_maps)
-    return act(flat).reshape(batch, dim, num_maps).transpose(1, 2)
 
 
 def _check_fields_input(
