@@ -558,6 +558,39 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self._fit_columns(frame, kinds, shares)
         return self
 
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> EncodedBatch:
+        """Fit on ``X`` and encode it; each sequence column is split into items once.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Raw columns.
+        y : None
+            Ignored.
+        **fit_params : dict
+            Ignored.
+
+        Returns
+        -------
+        EncodedBatch
+            What ``fit(X).transform(X)`` returns.
+        """
+        self._split_cache: dict[str, tuple[pd.Series, np.ndarray]] | None = {}
+        try:
+            return self.fit(X, y).transform(X)
+        finally:
+            self._split_cache = None
+
+    def _split(self, series: pd.Series, name: str) -> tuple[pd.Series, np.ndarray]:
+        """:func:`_split_sequences`, remembered within one :meth:`fit_transform` call."""
+        cache = getattr(self, "_split_cache", None)
+        if cache is not None and name in cache:
+            return cache[name]
+        result = _split_sequences(series, self.sequence_separator, name)
+        if cache is not None:
+            cache[name] = result
+        return result
+
     def _resolve_kinds(self, frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, str | None]]:
         columns = [str(c) for c in frame.columns]
         by_name = dict(zip(columns, frame.columns, strict=True))
@@ -651,9 +684,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         seq_items: dict[str, pd.Series] = {}
         for name, kind in kinds.items():
             if kind == "sequence":
-                items, _ = _split_sequences(
-                    frame[self._columns[name]], self.sequence_separator, name
-                )
+                items, _ = self._split(frame[self._columns[name]], name)
                 seq_items[name] = items
 
         self._vocabs: dict[str, _Vocabulary] = {}
@@ -812,7 +843,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         sequences = []
         lengths = np.empty((n, len(schema.sequence)), dtype=np.int64)
         for j, f in enumerate(schema.sequence):
-            items, raw_lengths = _split_sequences(column(f.name), self.sequence_separator, f.name)
+            items, raw_lengths = self._split(column(f.name), f.name)
             codes = self._vocabs[f.shares or f.name].encode(items)
             padded, lengths[:, j] = _pad_sequences(
                 codes, items.index.to_numpy(dtype=np.int64), raw_lengths, f.maxlen
