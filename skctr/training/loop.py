@@ -193,11 +193,22 @@ def clip_gradients(core: nn.Module, max_norm: float) -> None:
         g.mul_(factor.to(g.dtype))
 
 
-def _all_finite(core: nn.Module) -> bool:
-    """Whether every floating-point weight and buffer of ``core`` is finite."""
-    return all(
-        bool(torch.isfinite(t).all()) for t in core.state_dict().values() if t.is_floating_point()
+def _all_finite(core: nn.Module, optimizers: list[torch.optim.Optimizer]) -> bool:
+    """Whether every floating-point weight and buffer of ``core`` is finite.
+
+    The tables a :class:`LazyAdam` updates are not scanned (that would cost their whole
+    size every epoch): the optimiser checks each row it writes.
+    """
+    lazy = [opt for opt in optimizers if isinstance(opt, LazyAdam)]
+    skip = {id(p) for opt in lazy for group in opt.param_groups for p in group["params"]}
+    tensors = [*core.parameters(), *core.buffers()]
+    dense_ok = all(
+        bool(torch.isfinite(t).all())
+        for t in tensors
+        if t.is_floating_point() and id(t) not in skip
     )
+    rows_ok = [opt.rows_finite() for opt in lazy]  # read (and reset) every flag
+    return dense_ok and all(rows_ok)
 
 
 def _validation_metrics(
@@ -300,7 +311,7 @@ def train(
                 total += loss.detach().double().cpu() * len(rows)
             train_loss = float(total) / max(n, 1)
             record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
-            if not (math.isfinite(train_loss) and _all_finite(core)):
+            if not (math.isfinite(train_loss) and _all_finite(core, state.optimizers)):
                 core.load_state_dict(good_state)
                 warnings.warn(
                     f"{config.owner}: the training loss or the weights became non-finite in "

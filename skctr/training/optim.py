@@ -70,6 +70,23 @@ class LazyAdam(torch.optim.Optimizer):
         if not l2 >= 0.0:
             raise ValueError(f"LazyAdam: l2 must be >= 0, got {l2!r}.")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "l2": l2})
+        self._finite = torch.ones((), dtype=torch.bool)
+
+    def rows_finite(self) -> bool:
+        """Whether every row written since the last call is finite; resets the record.
+
+        The check runs on the rows each step writes, as a tensor flag (no
+        synchronisation per step), so a table whose rows turn NaN or infinite is noticed
+        without scanning the table.
+
+        Returns
+        -------
+        bool
+            False if some step wrote a non-finite weight.
+        """
+        finite = bool(self._finite)
+        self._finite = torch.ones((), dtype=torch.bool)
+        return finite
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -127,6 +144,7 @@ class LazyAdam(torch.optim.Optimizer):
                 state["exp_avg"].index_copy_(0, rows, exp_avg)
                 state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
                 p.index_copy_(0, rows, weights)
+                self._finite = self._finite.to(p.device) & torch.isfinite(weights).all()
         return loss
 
 

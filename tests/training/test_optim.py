@@ -162,3 +162,15 @@ def test_l2_equals_the_autograd_penalty_on_every_looked_up_vector():
         steps.append(emb.weight.detach().clone())
     torch.testing.assert_close(steps[0], steps[1])
     assert not torch.equal(steps[0], w0)
+
+
+def test_rows_finite_flags_a_non_finite_written_row_and_resets():
+    p = torch.nn.Parameter(torch.zeros(5, 2))
+    opt = LazyAdam([p], lr=0.1)
+    p.grad = _sparse(torch.tensor([1]), torch.ones(1, 2), p.shape)
+    opt.step()
+    assert opt.rows_finite()
+    p.grad = _sparse(torch.tensor([3]), torch.tensor([[float("nan"), 1.0]]), p.shape)
+    opt.step()
+    assert not opt.rows_finite()
+    assert opt.rows_finite()  # the record starts again after each reading
