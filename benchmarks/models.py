@@ -36,21 +36,32 @@ DeepCTR-Torch (a ``peer`` spec, run by the peer's python, where skctr is not ins
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
-import platform
-import resource
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
-import types
 from dataclasses import dataclass, field
+
+from benchlib import (
+    PEER_NAME,
+    build_peer_model,
+    environment,
+    fmt,
+    log,
+    peer_inputs,
+    read_encoded,
+    rst_escape,
+    run_subprocess,
+    save_encoded,
+    seed_everything,
+    stub_requests,
+    versions_of,
+    worker_main,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -61,7 +72,6 @@ LEARNING_RATE = 1e-3
 BATCH_SIZE = 256
 PREDICT_BATCH_SIZE = 4096
 DATASETS = ("criteo_8k", "avazu_9k", "movielens")
-PEER_NAME = "DeepCTR-Torch 0.3.0"
 PREPROCESSING = (
     "skctr's CTRFeatureTransformer, fitted on the training rows, for both libraries: "
     "integer codes (0 padding, 1 unseen, 2 missing), dense values log1p-transformed and "
@@ -186,75 +196,6 @@ NOTES = (
 
 
 # ----------------------------------------------------------------------------- helpers
-def log(*parts: object) -> None:
-    """Print progress to stderr.
-
-    Parameters
-    ----------
-    *parts : object
-        What to print, space-separated.
-    """
-    print(*parts, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    """The CPU model name of this machine.
-
-    Returns
-    -------
-    str
-        The ``model name`` line of ``/proc/cpuinfo``, or the machine type.
-    """
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def busy_jiffies() -> int:
-    """CPU time spent busy by the whole machine since boot.
-
-    Returns
-    -------
-    int
-        Busy clock ticks (all states but idle and iowait) summed over every CPU.
-    """
-    with open("/proc/stat") as fh:
-        fields = [int(v) for v in fh.readline().split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
-
-
-def set_threads(threads: int) -> None:
-    """Fix the thread count of every math library before torch is imported.
-
-    Parameters
-    ----------
-    threads : int
-        Threads for torch, OpenMP and MKL.
-    """
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = str(threads)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch.
-
-    Parameters
-    ----------
-    seed : int
-        The seed.
-    """
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - the global RNG, which library code may draw from
-    torch.manual_seed(seed)
-
-
 def scores(y_true, proba) -> dict:
     """Test AUC and log-loss.
 
@@ -337,39 +278,14 @@ def worker_prepare(spec: dict) -> dict:
     dict
         Row counts, positive rates and the field list (the meta data).
     """
-    import pickle
-
-    import numpy as np
-
     X_train, y_train, X_test, y_test, encoder = load_split(spec["dataset"])
     start = time.perf_counter()
     train = encoder.fit_transform(X_train)
     test = encoder.transform(X_test)
     encode_s = time.perf_counter() - start
-    schema = encoder.schema_
-    arrays = {"y_train": y_train.to_numpy(np.int64), "y_test": y_test.to_numpy(np.int64)}
-    for part, batch in (("train", train), ("test", test)):
-        arrays[f"sparse_{part}"] = batch.sparse
-        arrays[f"dense_{part}"] = batch.dense
-        arrays[f"lengths_{part}"] = batch.lengths
-        for i, seq in enumerate(batch.sequences):
-            arrays[f"seq{i}_{part}"] = seq
     base = os.path.join(spec["workdir"], spec["dataset"])
-    np.savez(base + ".npz", **arrays)
-    with open(base + ".schema.pkl", "wb") as fh:
-        pickle.dump(schema, fh)
-    meta = {
-        "dataset": spec["dataset"],
-        "n_train": len(train),
-        "n_test": len(test),
-        "ctr_train": round(float(arrays["y_train"].mean()), 4),
-        "ctr_test": round(float(arrays["y_test"].mean()), 4),
-        "encode_s": round(encode_s, 2),
-        "sparse": [[f.name, f.vocab_size] for f in schema.sparse],
-        "dense": [f.name for f in schema.dense],
-        "sequence": [[f.name, f.vocab_size, f.maxlen, f.shares] for f in schema.sequence],
-        "encoder": repr(encoder),
-    }
+    meta = save_encoded(base, {"train": (train, y_train), "test": (test, y_test)}, encoder.schema_)
+    meta.update(dataset=spec["dataset"], encode_s=round(encode_s, 2), encoder=repr(encoder))
     with open(base + ".meta.json", "w") as fh:
         json.dump(meta, fh)
     return meta
@@ -390,14 +306,7 @@ def read_arrays(spec: dict) -> tuple[dict, dict]:
     meta : dict
         The contents of ``<dataset>.meta.json``.
     """
-    import numpy as np
-
-    base = os.path.join(spec["workdir"], spec["dataset"])
-    with np.load(base + ".npz") as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    with open(base + ".meta.json") as fh:
-        meta = json.load(fh)
-    return arrays, meta
+    return read_encoded(os.path.join(spec["workdir"], spec["dataset"]))
 
 
 def worker_skctr(spec: dict) -> dict:
@@ -474,25 +383,6 @@ def worker_skctr(spec: dict) -> dict:
     }
 
 
-def stub_requests() -> None:
-    """Put a stand-in ``requests`` module in place before DeepCTR-Torch is imported.
-
-    DeepCTR-Torch imports ``requests`` only to ask PyPI for a newer version in a background
-    thread; the peer's environment has no ``requests``, and the benchmark stays offline. The
-    stand-in's ``get`` raises, which the peer's version check catches.
-    """
-    if "requests" in sys.modules:
-        return
-    module = types.ModuleType("requests")
-
-    def get(*args: object, **kwargs: object) -> None:
-        raise OSError("network disabled by benchmarks/models.py")
-
-    module.get = get
-    module.codes = types.SimpleNamespace(ok=200)
-    sys.modules["requests"] = module
-
-
 def worker_peer(spec: dict) -> dict:
     """Train and score one DeepCTR-Torch model on the saved encoding.
 
@@ -512,52 +402,14 @@ def worker_peer(spec: dict) -> dict:
 
     stub_requests()
     import deepctr_torch
-    from deepctr_torch import models as peer_models
-    from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
 
     torch.set_num_threads(spec["threads"])
     seed_everything(spec["seed"])
     arrays, meta = read_arrays(spec)
     model = next(m for m in MODELS if m.name == spec["model"])
-
-    columns: list = []
-    inputs: dict[str, dict] = {"train": {}, "test": {}}
-    vocab = dict(meta["sparse"])
-    for j, (name, size) in enumerate(meta["sparse"]):
-        columns.append(SparseFeat(name, vocabulary_size=size, embedding_dim=EMBEDDING_DIM))
-        for part in inputs:
-            inputs[part][name] = arrays[f"sparse_{part}"][:, j]
-    for j, name in enumerate(meta["dense"]):
-        columns.append(DenseFeat(name, 1))
-        for part in inputs:
-            inputs[part][name] = arrays[f"dense_{part}"][:, j]
-    for i, (name, size, maxlen, shares) in enumerate(meta["sequence"]):
-        length_name = f"{name}__length" if shares else None
-        feat = SparseFeat(
-            name,
-            vocabulary_size=vocab[shares] if shares else size,
-            embedding_dim=EMBEDDING_DIM,
-            embedding_name=shares or name,
-        )
-        columns.append(
-            VarLenSparseFeat(feat, maxlen=maxlen, combiner="mean", length_name=length_name)
-        )
-        for part in inputs:
-            inputs[part][name] = arrays[f"seq{i}_{part}"]
-            if length_name:
-                inputs[part][length_name] = arrays[f"lengths_{part}"][:, i]
-
-    cls = getattr(peer_models, model.peer_class)
+    columns, inputs = peer_inputs(arrays, meta, ("train", "test"), EMBEDDING_DIM)
     kwargs = {**model.peer_params, "seed": spec["seed"], "device": "cpu"}
-    if model.peer_class == "DIN":
-        history = [s[3] for s in meta["sequence"] if s[3]]
-        net = cls(columns, history, **kwargs)
-    elif model.peer_class in ("PNN",):
-        net = cls(columns, **kwargs)
-    elif model.peer_class == "MLR":
-        net = cls(columns, **kwargs)
-    else:
-        net = cls(columns, columns, **kwargs)
+    net = build_peer_model(model.peer_class, columns, meta, kwargs)
     net.compile(torch.optim.Adam(net.parameters(), lr=LEARNING_RATE), "binary_crossentropy")
     start, cpu = time.perf_counter(), time.process_time()
     history = net.fit(
@@ -588,94 +440,7 @@ def worker_peer(spec: dict) -> dict:
 WORKERS = {"prepare": worker_prepare, "skctr": worker_skctr, "peer": worker_peer}
 
 
-def worker_main(spec_path: str, out_path: str) -> None:
-    """Run one worker and write its result (or its error) as JSON.
-
-    Parameters
-    ----------
-    spec_path : str
-        JSON file with the spec; ``kind`` picks the worker.
-    out_path : str
-        Where the result goes.
-    """
-    with open(spec_path) as fh:
-        spec = json.load(fh)
-    set_threads(spec.get("threads", 2))
-    try:
-        result = WORKERS[spec["kind"]](spec)
-    except Exception as exc:  # recorded, so that the driver goes on with the next run
-        result = {
-            "error": f"{type(exc).__name__}: {exc}".strip()[:500],
-            "traceback": traceback.format_exc()[-4000:],
-        }
-    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    with open(out_path, "w") as fh:
-        json.dump(result, fh)
-
-
 # ----------------------------------------------------------------------------- driver
-def run_subprocess(python: str, spec: dict, workdir: str, timeout: float) -> dict:
-    """Run one worker in a fresh process and measure it.
-
-    Parameters
-    ----------
-    python : str
-        Interpreter to run this file with (the peer's for a peer spec).
-    spec : dict
-        The worker spec.
-    workdir : str
-        Scratch folder for the spec, result and log files.
-    timeout : float
-        Seconds before the worker is killed and the run recorded as an error.
-
-    Returns
-    -------
-    dict
-        The worker's result plus ``wall_s`` (the whole subprocess) and ``foreign_cpu``, the
-        share of the machine's CPU used by other processes meanwhile (0 = a quiet machine).
-    """
-    tag = "-".join(str(spec.get(k, "")) for k in ("kind", "dataset", "model")).strip("-")
-    spec_path = os.path.join(workdir, f"{tag}.spec.json")
-    out_path = os.path.join(workdir, f"{tag}.out.json")
-    log_path = os.path.join(workdir, f"{tag}.log")
-    with open(spec_path, "w") as fh:
-        json.dump(spec, fh)
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(spec.get("threads", 2))
-    cmd = [python, os.path.abspath(__file__), "--worker", spec_path, "--worker-out", out_path]
-    busy0, usage0, start = (
-        busy_jiffies(),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-        (time.perf_counter()),
-    )
-    try:
-        with open(log_path, "w") as logfh:
-            proc = subprocess.run(
-                cmd, stdout=logfh, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False
-            )
-        returncode = proc.returncode
-    except subprocess.TimeoutExpired:
-        returncode = None
-    wall = time.perf_counter() - start
-    usage1, busy1 = resource.getrusage(resource.RUSAGE_CHILDREN), busy_jiffies()
-    own = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    machine = (busy1 - busy0) / os.sysconf("SC_CLK_TCK")
-    foreign = max(0.0, machine - own) / ((os.cpu_count() or 1) * wall)
-    if returncode is None:
-        result = {"error": f"timeout after {timeout:.0f} s"}
-    elif os.path.exists(out_path):
-        with open(out_path) as fh:
-            result = json.load(fh)
-    else:
-        with open(log_path) as fh:
-            tail = fh.read()[-500:]
-        result = {"error": f"worker exited with code {returncode}: {tail.strip()}"}
-    result["wall_s"] = round(wall, 2)
-    result["foreign_cpu"] = round(foreign, 3)
-    return result
-
-
 def measured_run(python: str, spec: dict, workdir: str, args: argparse.Namespace) -> dict:
     """Run one model, again while the machine was busy, and keep the quietest attempt.
 
@@ -701,7 +466,7 @@ def measured_run(python: str, spec: dict, workdir: str, args: argparse.Namespace
     """
     attempts = []
     while True:
-        result = run_subprocess(python, spec, workdir, args.timeout)
+        result = run_subprocess(python, __file__, spec, workdir, args.timeout)
         attempts.append(result)
         busy = result["foreign_cpu"] > args.busy_threshold
         if "error" in result or not busy or len(attempts) > args.busy_retries:
@@ -716,56 +481,6 @@ def measured_run(python: str, spec: dict, workdir: str, args: argparse.Namespace
             {k: a.get(k) for k in ("fit_s", "wall_s", "foreign_cpu")} for a in attempts
         ]
     return best
-
-
-def versions_of(python: str, packages: tuple[str, ...]) -> str:
-    """Versions of python and of some packages, as seen by another interpreter.
-
-    Asked in a subprocess, so that the driver itself imports neither torch nor skctr (a
-    large driver would carry its peak RSS into every child's ``ru_maxrss``).
-
-    Parameters
-    ----------
-    python : str
-        The interpreter.
-    packages : tuple of str
-        Distribution names.
-
-    Returns
-    -------
-    str
-        ``"python X, torch Y, ..."``, or why it could not be found.
-    """
-    code = (
-        "import sys, importlib.metadata as m; "
-        f"print(', '.join(['python ' + sys.version.split()[0]] + "
-        f"[p + ' ' + m.version(p) for p in {list(packages)!r}]))"
-    )
-    try:
-        out = subprocess.run(
-            [python, "-c", code], capture_output=True, text=True, timeout=120, check=True
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"unavailable ({type(exc).__name__})"
-    return out.stdout.strip()
-
-
-def fmt(value: float | None, digits: int) -> str:
-    """A number for the table, or an empty cell.
-
-    Parameters
-    ----------
-    value : float or None
-        The number.
-    digits : int
-        Decimals.
-
-    Returns
-    -------
-    str
-        The formatted number, or an empty string for None.
-    """
-    return "" if value is None else f"{value:.{digits}f}"
 
 
 def table_rows(summary: dict, dataset: str) -> list[list[str]]:
@@ -928,24 +643,6 @@ def to_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rst_escape(text: str) -> str:
-    """Escape the characters reStructuredText would read as markup.
-
-    Parameters
-    ----------
-    text : str
-        Plain text.
-
-    Returns
-    -------
-    str
-        The text, safe inside a paragraph or a table cell.
-    """
-    for char in ("\\", "*", "`", "|", "_"):
-        text = text.replace(char, "\\" + char)
-    return text
-
-
 def to_rst(summary: dict) -> str:
     """The results as a reStructuredText page for Sphinx (the same content as the Markdown).
 
@@ -1051,7 +748,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = parse_args(argv)
     if args.worker:
-        worker_main(args.worker, args.worker_out)
+        worker_main(WORKERS, args.worker, args.worker_out)
         return
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -1072,12 +769,7 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(shlex.quote(a) for a in ["benchmarks/models.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
         "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "mem_total_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-            "os": f"{platform.system()} {platform.release()}",
+            **environment(),
             "skctr": versions_of(sys.executable, ("skctr", "torch", "scikit-learn", "pandas")),
             "peer": (
                 versions_of(args.peer_python, ("deepctr-torch", "torch", "scikit-learn"))
@@ -1120,7 +812,7 @@ def main(argv: list[str] | None = None) -> None:
             log(f"== {dataset}: encoding with CTRFeatureTransformer ...")
             base = {"dataset": dataset, "workdir": workdir, "threads": args.threads}
             meta = run_subprocess(
-                sys.executable, {**base, "kind": "prepare"}, workdir, args.timeout
+                sys.executable, __file__, {**base, "kind": "prepare"}, workdir, args.timeout
             )
             summary["datasets"][dataset] = meta
             if "error" in meta:
