@@ -39,24 +39,29 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import resource
 import shlex
 import shutil
 import sys
 import tempfile
 import time
-import traceback
-import types
 from dataclasses import dataclass, field
 
-from _harness import (  # the benchmarks folder is the script's sys.path[0]
-    cpu_model,
+from benchlib import (
+    PEER_NAME,
+    build_peer_model,
+    environment,
+    fmt,
     log,
     measured_run,
+    peer_inputs,
+    read_encoded,
+    rst_escape,
     run_subprocess,
-    set_threads,
+    save_encoded,
+    seed_everything,
+    stub_requests,
     versions_of,
+    worker_main,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,7 +73,6 @@ LEARNING_RATE = 1e-3
 BATCH_SIZE = 256
 PREDICT_BATCH_SIZE = 4096
 DATASETS = ("criteo_8k", "avazu_9k", "movielens")
-PEER_NAME = "DeepCTR-Torch 0.3.0"
 PREPROCESSING = (
     "skctr's CTRFeatureTransformer, fitted on the training rows, for both libraries: "
     "integer codes (0 padding, 1 unseen, 2 missing), dense values log1p-transformed and "
@@ -193,26 +197,6 @@ NOTES = (
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch.
-
-    Parameters
-    ----------
-    seed : int
-        The seed.
-    """
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - the global RNG, which library code may draw from
-    torch.manual_seed(seed)
-
-
 def scores(y_true, proba) -> dict:
     """Test AUC and log-loss.
 
@@ -295,39 +279,14 @@ def worker_prepare(spec: dict) -> dict:
     dict
         Row counts, positive rates and the field list (the meta data).
     """
-    import pickle
-
-    import numpy as np
-
     X_train, y_train, X_test, y_test, encoder = load_split(spec["dataset"])
     start = time.perf_counter()
     train = encoder.fit_transform(X_train)
     test = encoder.transform(X_test)
     encode_s = time.perf_counter() - start
-    schema = encoder.schema_
-    arrays = {"y_train": y_train.to_numpy(np.int64), "y_test": y_test.to_numpy(np.int64)}
-    for part, batch in (("train", train), ("test", test)):
-        arrays[f"sparse_{part}"] = batch.sparse
-        arrays[f"dense_{part}"] = batch.dense
-        arrays[f"lengths_{part}"] = batch.lengths
-        for i, seq in enumerate(batch.sequences):
-            arrays[f"seq{i}_{part}"] = seq
     base = os.path.join(spec["workdir"], spec["dataset"])
-    np.savez(base + ".npz", **arrays)
-    with open(base + ".schema.pkl", "wb") as fh:
-        pickle.dump(schema, fh)
-    meta = {
-        "dataset": spec["dataset"],
-        "n_train": len(train),
-        "n_test": len(test),
-        "ctr_train": round(float(arrays["y_train"].mean()), 4),
-        "ctr_test": round(float(arrays["y_test"].mean()), 4),
-        "encode_s": round(encode_s, 2),
-        "sparse": [[f.name, f.vocab_size] for f in schema.sparse],
-        "dense": [f.name for f in schema.dense],
-        "sequence": [[f.name, f.vocab_size, f.maxlen, f.shares] for f in schema.sequence],
-        "encoder": repr(encoder),
-    }
+    meta = save_encoded(base, {"train": (train, y_train), "test": (test, y_test)}, encoder.schema_)
+    meta.update(dataset=spec["dataset"], encode_s=round(encode_s, 2), encoder=repr(encoder))
     with open(base + ".meta.json", "w") as fh:
         json.dump(meta, fh)
     return meta
@@ -348,14 +307,7 @@ def read_arrays(spec: dict) -> tuple[dict, dict]:
     meta : dict
         The contents of ``<dataset>.meta.json``.
     """
-    import numpy as np
-
-    base = os.path.join(spec["workdir"], spec["dataset"])
-    with np.load(base + ".npz") as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    with open(base + ".meta.json") as fh:
-        meta = json.load(fh)
-    return arrays, meta
+    return read_encoded(os.path.join(spec["workdir"], spec["dataset"]))
 
 
 def worker_skctr(spec: dict) -> dict:
@@ -432,25 +384,6 @@ def worker_skctr(spec: dict) -> dict:
     }
 
 
-def stub_requests() -> None:
-    """Put a stand-in ``requests`` module in place before DeepCTR-Torch is imported.
-
-    DeepCTR-Torch imports ``requests`` only to ask PyPI for a newer version in a background
-    thread; the peer's environment has no ``requests``, and the benchmark stays offline. The
-    stand-in's ``get`` raises, which the peer's version check catches.
-    """
-    if "requests" in sys.modules:
-        return
-    module = types.ModuleType("requests")
-
-    def get(*args: object, **kwargs: object) -> None:
-        raise OSError("network disabled by benchmarks/models.py")
-
-    module.get = get
-    module.codes = types.SimpleNamespace(ok=200)
-    sys.modules["requests"] = module
-
-
 def worker_peer(spec: dict) -> dict:
     """Train and score one DeepCTR-Torch model on the saved encoding.
 
@@ -470,52 +403,14 @@ def worker_peer(spec: dict) -> dict:
 
     stub_requests()
     import deepctr_torch
-    from deepctr_torch import models as peer_models
-    from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
 
     torch.set_num_threads(spec["threads"])
     seed_everything(spec["seed"])
     arrays, meta = read_arrays(spec)
     model = next(m for m in MODELS if m.name == spec["model"])
-
-    columns: list = []
-    inputs: dict[str, dict] = {"train": {}, "test": {}}
-    vocab = dict(meta["sparse"])
-    for j, (name, size) in enumerate(meta["sparse"]):
-        columns.append(SparseFeat(name, vocabulary_size=size, embedding_dim=EMBEDDING_DIM))
-        for part in inputs:
-            inputs[part][name] = arrays[f"sparse_{part}"][:, j]
-    for j, name in enumerate(meta["dense"]):
-        columns.append(DenseFeat(name, 1))
-        for part in inputs:
-            inputs[part][name] = arrays[f"dense_{part}"][:, j]
-    for i, (name, size, maxlen, shares) in enumerate(meta["sequence"]):
-        length_name = f"{name}__length" if shares else None
-        feat = SparseFeat(
-            name,
-            vocabulary_size=vocab[shares] if shares else size,
-            embedding_dim=EMBEDDING_DIM,
-            embedding_name=shares or name,
-        )
-        columns.append(
-            VarLenSparseFeat(feat, maxlen=maxlen, combiner="mean", length_name=length_name)
-        )
-        for part in inputs:
-            inputs[part][name] = arrays[f"seq{i}_{part}"]
-            if length_name:
-                inputs[part][length_name] = arrays[f"lengths_{part}"][:, i]
-
-    cls = getattr(peer_models, model.peer_class)
+    columns, inputs = peer_inputs(arrays, meta, ("train", "test"), EMBEDDING_DIM)
     kwargs = {**model.peer_params, "seed": spec["seed"], "device": "cpu"}
-    if model.peer_class == "DIN":
-        history = [s[3] for s in meta["sequence"] if s[3]]
-        net = cls(columns, history, **kwargs)
-    elif model.peer_class in ("PNN",):
-        net = cls(columns, **kwargs)
-    elif model.peer_class == "MLR":
-        net = cls(columns, **kwargs)
-    else:
-        net = cls(columns, columns, **kwargs)
+    net = build_peer_model(model.peer_class, columns, meta, kwargs)
     net.compile(torch.optim.Adam(net.parameters(), lr=LEARNING_RATE), "binary_crossentropy")
     start, cpu = time.perf_counter(), time.process_time()
     history = net.fit(
@@ -546,52 +441,7 @@ def worker_peer(spec: dict) -> dict:
 WORKERS = {"prepare": worker_prepare, "skctr": worker_skctr, "peer": worker_peer}
 
 
-def worker_main(spec_path: str, out_path: str) -> None:
-    """Run one worker and write its result (or its error) as JSON.
-
-    Parameters
-    ----------
-    spec_path : str
-        JSON file with the spec; ``kind`` picks the worker.
-    out_path : str
-        Where the result goes.
-    """
-    with open(spec_path) as fh:
-        spec = json.load(fh)
-    set_threads(spec.get("threads", 2))
-    try:
-        result = WORKERS[spec["kind"]](spec)
-    except Exception as exc:  # recorded, so that the driver goes on with the next run
-        result = {
-            "error": f"{type(exc).__name__}: {exc}".strip()[:500],
-            "traceback": traceback.format_exc()[-4000:],
-        }
-    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    with open(out_path, "w") as fh:
-        json.dump(result, fh)
-
-
 # ----------------------------------------------------------------------------- driver
-
-
-def fmt(value: float | None, digits: int) -> str:
-    """A number for the table, or an empty cell.
-
-    Parameters
-    ----------
-    value : float or None
-        The number.
-    digits : int
-        Decimals.
-
-    Returns
-    -------
-    str
-        The formatted number, or an empty string for None.
-    """
-    return "" if value is None else f"{value:.{digits}f}"
-
-
 def table_rows(summary: dict, dataset: str) -> list[list[str]]:
     """Cells of one dataset's table, header first.
 
@@ -752,24 +602,6 @@ def to_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rst_escape(text: str) -> str:
-    """Escape the characters reStructuredText would read as markup.
-
-    Parameters
-    ----------
-    text : str
-        Plain text.
-
-    Returns
-    -------
-    str
-        The text, safe inside a paragraph or a table cell.
-    """
-    for char in ("\\", "*", "`", "|", "_"):
-        text = text.replace(char, "\\" + char)
-    return text
-
-
 def to_rst(summary: dict) -> str:
     """The results as a reStructuredText page for Sphinx (the same content as the Markdown).
 
@@ -875,7 +707,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = parse_args(argv)
     if args.worker:
-        worker_main(args.worker, args.worker_out)
+        worker_main(WORKERS, args.worker, args.worker_out)
         return
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -896,12 +728,7 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(shlex.quote(a) for a in ["benchmarks/models.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
         "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "mem_total_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-            "os": f"{platform.system()} {platform.release()}",
+            **environment(),
             "skctr": versions_of(sys.executable, ("skctr", "torch", "scikit-learn", "pandas")),
             "peer": (
                 versions_of(args.peer_python, ("deepctr-torch", "torch", "scikit-learn"))
@@ -944,7 +771,7 @@ def main(argv: list[str] | None = None) -> None:
             log(f"== {dataset}: encoding with CTRFeatureTransformer ...")
             base = {"dataset": dataset, "workdir": workdir, "threads": args.threads}
             meta = run_subprocess(
-                __file__, sys.executable, {**base, "kind": "prepare"}, workdir, args.timeout
+                sys.executable, __file__, {**base, "kind": "prepare"}, workdir, args.timeout
             )
             summary["datasets"][dataset] = meta
             if "error" in meta:
@@ -962,7 +789,7 @@ def main(argv: list[str] | None = None) -> None:
                         record["skipped"] = "needs a behaviour sequence; this dataset has none"
                     else:
                         record.update(
-                            measured_run(python, {**spec, "kind": library}, workdir, args)
+                            measured_run(python, __file__, {**spec, "kind": library}, workdir, args)
                         )
                     summary["runs"].append(record)
                     if "skipped" in record:

@@ -35,7 +35,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -43,16 +42,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
-from _harness import (  # the benchmarks folder is the script's sys.path[0]
-    cpu_model,
+from benchlib import (  # the benchmarks folder is the script's sys.path[0]
+    environment,
     log,
     markdown_to_rst,
     measured_run,
     run_subprocess,
-    set_threads,
     versions_of,
+    worker_main,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -279,23 +277,6 @@ WORKERS = {
     "latency": worker_latency,
     "vocab": worker_vocab,
 }
-
-
-def worker_main(spec_path: str, out_path: str) -> None:
-    """Run one worker and write its result (or its error) as JSON."""
-    with open(spec_path) as fh:
-        spec = json.load(fh)
-    set_threads(spec.get("threads", 2))
-    try:
-        result = WORKERS[spec["kind"]](spec)
-    except Exception as exc:  # recorded, so that the driver goes on with the next run
-        result = {
-            "error": f"{type(exc).__name__}: {exc}".strip()[:500],
-            "traceback": traceback.format_exc()[-4000:],
-        }
-    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    with open(out_path, "w") as fh:
-        json.dump(result, fh)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -537,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write the JSON, Markdown, reStructuredText and SVG outputs."""
     args = parse_args(argv)
     if args.worker:
-        worker_main(args.worker, args.worker_out)
+        worker_main(WORKERS, args.worker, args.worker_out)
         return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - set(MODELS)
@@ -554,12 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(shlex.quote(a) for a in ["benchmarks/speed.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
         "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "mem_total_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-            "os": f"{platform.system()} {platform.release()}",
+            **environment(),
             "skctr": versions_of(sys.executable, ("skctr", "torch", "scikit-learn", "pandas")),
             "peer": versions_of(args.peer_python, ("deepctr-torch", "torch"))
             if peer_ok
@@ -592,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         log(f"== encoding {args.n:,} rows with CTRFeatureTransformer ...")
         summary["prepare"] = run_subprocess(
-            script, sys.executable, {**base, "kind": "prepare"}, workdir, args.timeout
+            sys.executable, script, {**base, "kind": "prepare"}, workdir, args.timeout
         )
         if "error" in summary["prepare"]:
             sys.exit("preparation failed: " + summary["prepare"]["error"])
@@ -607,11 +583,11 @@ def main(argv: list[str] | None = None) -> None:
             for batch_size in sizes:
                 spec = {**base, "kind": "skctr", "model": model, "batch_size": batch_size}
                 run = {"model": model, "batch_size": batch_size}
-                run.update(measured_run(script, sys.executable, spec, workdir, args))
+                run.update(measured_run(sys.executable, script, spec, workdir, args))
                 summary["runs"].append(run)
                 log(f"   {model} @{batch_size}: " + json.dumps(run))
         spec = {**base, "kind": "latency", "model": "latency", "batch_size": 4096}
-        summary["latency"] = measured_run(script, sys.executable, spec, workdir, args)
+        summary["latency"] = measured_run(sys.executable, script, spec, workdir, args)
         log("   latency: " + json.dumps(summary["latency"]))
         summary["vocab"] = []
         for vocab in [int(v) for v in args.vocab_sizes.split(",") if v]:
@@ -624,7 +600,7 @@ def main(argv: list[str] | None = None) -> None:
                 "vocab_rows": args.vocab_rows,
                 "batch_size": 4096,
             }
-            result = measured_run(script, sys.executable, spec, workdir, args)
+            result = measured_run(sys.executable, script, spec, workdir, args)
             summary["vocab"].append(result)
             log(f"   vocab {vocab}: " + json.dumps(result))
     finally:

@@ -27,6 +27,7 @@ from torch import nn
 from ._params import MODEL_PARAMS, TRAINING_PARAMS, Param, build_init, params_docstring
 from .preprocessing.schema import EncodedBatch
 from .preprocessing.transformer import CTRFeatureTransformer
+from .training.intercept import base_rate_logit, init_intercept
 from .training.loop import (
     TrainConfig,
     TrainState,
@@ -345,6 +346,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             if not continuing:
                 self._build(seed)
+                init_intercept(self.core_, base_rate_logit(targets, weights))
             else:
                 self._resume()
             data = to_tensors(encoded)
@@ -409,6 +411,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             if first:
                 self._build(seed)
+                init_intercept(self.core_, base_rate_logit(targets, weights))
             else:
                 self._resume()
             config = self._config()

@@ -28,6 +28,7 @@ from .cores.pnn import PNN
 from .cores.wdl import WideDeep
 from .cores.xdeepfm import XDeepFM
 from .nn import pairwise_indices
+from .training.intercept import base_rate_logit, init_intercept
 from .training.loop import TrainState, make_optimizers, to_tensors, torch_threads, train
 
 SEQUENCE_POOLING = Param(
@@ -455,6 +456,7 @@ class FNNClassifier(BaseCTRClassifier):
             embedding_dim=self.embedding_dim,
             sequence_pooling=self.sequence_pooling,
         ).to(self._device)
+        init_intercept(fm, base_rate_logit(targets, weights))
         config = self._config()
         config.max_epochs = self.pretrain_epochs
         config.owner = f"{type(self).__name__} (FM pre-training)"
