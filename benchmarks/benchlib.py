@@ -548,3 +548,30 @@ def markdown_to_rst(markdown: str) -> str:
             out.append(inline(line))
     flush_table()
     return "\n".join(out).rstrip() + "\n"
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The hidden ``--worker SPEC --worker-out OUT`` options every benchmark script takes.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The script's parser.
+    """
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+
+
+def write_outputs(outputs: list[tuple[str, str]]) -> None:
+    """Write each ``(path, text)``, creating folders, and say where.
+
+    Parameters
+    ----------
+    outputs : list of (str, str)
+        File paths and their contents.
+    """
+    for path, text in outputs:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(text)
+        log(f"wrote {path}")

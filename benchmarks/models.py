@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from benchlib import (
     PEER_NAME,
+    add_worker_arguments,
     build_peer_model,
     environment,
     fmt,
@@ -62,6 +63,7 @@ from benchlib import (
     stub_requests,
     versions_of,
     worker_main,
+    write_outputs,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -692,8 +694,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default=os.path.join(HERE, "results", "models.json"))
     parser.add_argument("--markdown", default=os.path.join(ROOT, "docs", "benchmarks", "models.md"))
     parser.add_argument("--rst", default=os.path.join(ROOT, "docs", "benchmarks", "models.rst"))
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    add_worker_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -816,15 +817,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     summary["median_foreign_cpu"] = foreign[len(foreign) // 2]
     summary["total_wall_s"] = round(time.perf_counter() - started, 1)
-    for path, text in (
-        (args.json, json.dumps(summary, indent=1) + "\n"),
-        (args.markdown, to_markdown(summary)),
-        (args.rst, to_rst(summary)),
-    ):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as fh:
-            fh.write(text)
-        log(f"wrote {path}")
+    write_outputs(
+        [
+            (args.json, json.dumps(summary, indent=1) + "\n"),
+            (args.markdown, to_markdown(summary)),
+            (args.rst, to_rst(summary)),
+        ]
+    )
     log(f"total {summary['total_wall_s'] / 60:.1f} min")
 
 

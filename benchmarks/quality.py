@@ -57,6 +57,7 @@ import tempfile
 import time
 
 from benchlib import (
+    add_worker_arguments,
     build_peer_model,
     environment,
     log,
@@ -69,6 +70,7 @@ from benchlib import (
     stub_requests,
     versions_of,
     worker_main,
+    write_outputs,
 )
 from models import MODELS
 
@@ -607,8 +609,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--markdown", default=os.path.join(ROOT, "docs", "benchmarks", "quality.md")
     )
     parser.add_argument("--rst", default=os.path.join(ROOT, "docs", "benchmarks", "quality.rst"))
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    add_worker_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -699,15 +700,13 @@ def main(argv: list[str] | None = None) -> None:
         f"{summary['total_wall_s'] / 60:.1f} min in all.",
         f"Versions: {env['skctr']}; peer: {env['peer']}.",
     ]
-    for path, text in (
-        (args.json, json.dumps(summary, indent=1) + "\n"),
-        (args.markdown, to_markdown(summary)),
-        (args.rst, to_rst(summary)),
-    ):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as fh:
-            fh.write(text)
-        log(f"wrote {path}")
+    write_outputs(
+        [
+            (args.json, json.dumps(summary, indent=1) + "\n"),
+            (args.markdown, to_markdown(summary)),
+            (args.rst, to_rst(summary)),
+        ]
+    )
     log(f"total {summary['total_wall_s'] / 60:.1f} min")
 
 

@@ -43,7 +43,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import (  # the benchmarks folder is the script's sys.path[0]
+from benchlib import (
+    add_worker_arguments,
     environment,
     log,
     markdown_to_rst,
@@ -51,6 +52,7 @@ from benchlib import (  # the benchmarks folder is the script's sys.path[0]
     run_subprocess,
     versions_of,
     worker_main,
+    write_outputs,  # the benchmarks folder is the script's sys.path[0]
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -515,8 +517,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--busy-threshold", type=float, default=0.2)
     parser.add_argument("--busy-retries", type=int, default=2)
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results + docs")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    add_worker_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -614,18 +615,15 @@ def main(argv: list[str] | None = None) -> None:
     summary["total_wall_s"] = round(time.perf_counter() - started, 1)
     results_dir = args.out_dir or os.path.join(HERE, "results")
     docs_dir = args.out_dir or os.path.join(ROOT, "docs", "benchmarks")
-    os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, "speed.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
     markdown = to_markdown(summary)
-    pages = (
-        ("speed.md", markdown),
-        ("speed.rst", markdown_to_rst(markdown)),
-        ("speed.svg", to_svg(summary)),
+    write_outputs(
+        [
+            (os.path.join(results_dir, "speed.json"), json.dumps(summary, indent=1) + "\n"),
+            (os.path.join(docs_dir, "speed.md"), markdown),
+            (os.path.join(docs_dir, "speed.rst"), markdown_to_rst(markdown)),
+            (os.path.join(docs_dir, "speed.svg"), to_svg(summary)),
+        ]
     )
-    for name, text in pages:
-        with open(os.path.join(docs_dir, name), "w") as fh:
-            fh.write(text)
     log(markdown)
 
 
