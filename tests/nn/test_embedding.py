@@ -41,7 +41,7 @@ def test_fused_lookup_equals_per_field_lookup():
         torch.testing.assert_close(out[i, 3], pooled)  # shares field a's rows
 
 
-def test_deep_input_holds_categorical_vectors_then_raw_dense_values():
+def test_fields_and_deep_gives_categorical_vectors_then_raw_dense_values():
     torch.manual_seed(0)
     emb = FieldEmbedding(SCHEMA, 3).eval()
     batch = _batch(5, np.random.default_rng(3))
@@ -52,7 +52,7 @@ def test_deep_input_holds_categorical_vectors_then_raw_dense_values():
     torch.testing.assert_close(deep, expected)
 
 
-def test_deep_input_without_dense_fields_is_the_flattened_vectors():
+def test_mlp_input_without_dense_fields_is_the_flattened_vectors():
     schema = FeatureSchema(sparse=(SparseField("a", 50), SparseField("b", 20)))
     emb = FieldEmbedding(schema, 4)
     batch = TensorBatch(
