@@ -181,9 +181,7 @@ class InteractingLayer(nn.Module):
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         # softmax(q k^T [/ sqrt(d')]) v in one fused kernel, (B, H, F, d')
-        attended = F.scaled_dot_product_attention(
-            q, k, v, scale=None if self.scaled else 1.0
-        )
+        attended = F.scaled_dot_product_attention(q, k, v, scale=None if self.scaled else 1.0)
         out = attended.transpose(1, 2).reshape(batch, fields, self.output_dim)
         if self.residual is not None:
             out = out + self.residual(x)
