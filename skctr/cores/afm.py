@@ -7,8 +7,10 @@ from torch import Tensor, nn
 from ..nn import AFMAttention
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 
+@shared_params_doc
 class AFM(nn.Module):
     """Attentional factorization machine: pairwise interactions weighted by attention.
 
@@ -20,16 +22,13 @@ class AFM(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size K of the field vectors.
+    <schema>
+    <embedding_dim>
     attention_dim : int, default=8
         Width of the attention network.
     attention_dropout : float, default=0.0
         Dropout on the attention-pooled vector.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..nn import MLP, InteractingLayer
+from ..nn import InteractingLayer
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import deep_mlp, shared_params_doc
 
 
+@shared_params_doc
 class AutoInt(nn.Module):
     r"""AutoInt: stacked multi-head self-attention over the fields (AutoInt+ with an MLP).
 
@@ -24,16 +26,12 @@ class AutoInt(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size K of each field's vector.
+    <schema>
+    <embedding_dim>
     hidden_units : sequence of int, default=()
         Widths of the parallel MLP's hidden layers; ``()`` is plain AutoInt (no MLP).
-    dropout : float, default=0.0
-        Dropout after each hidden layer of the MLP.
-    activation : str, default="relu"
-        Activation of the MLP's hidden layers.
+    <dropout>
+    <activation>
     att_layer_num : int, default=3
         Number of stacked interacting layers L.
     att_head_num : int, default=2
@@ -42,8 +40,7 @@ class AutoInt(nn.Module):
         Width d' of each head; a layer outputs ``H * d'`` per field.
     att_res : bool, default=True
         Residual connection ``W_res e_m`` in each layer.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----
@@ -76,13 +73,7 @@ class AutoInt(nn.Module):
         self.head = nn.Linear(num_fields * width, 1)
         nn.init.zeros_(self.head.bias)  # start at p = 0.5, not at a random offset
         self.mlp = (
-            MLP(
-                self.embedding.deep_dim,
-                hidden_units,
-                dropout=dropout,
-                activation=activation,
-                output_dim=1,
-            )
+            deep_mlp(self.embedding, hidden_units, dropout, activation)
             if len(hidden_units)
             else None
         )

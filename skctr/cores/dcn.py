@@ -10,8 +10,10 @@ from torch import Tensor, nn
 from ..nn import MLP, CrossNetwork
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 
+@shared_params_doc
 class DCN(nn.Module):
     r"""Deep & Cross Network: a cross network and an MLP side by side on one input.
 
@@ -26,23 +28,19 @@ class DCN(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
+    <schema>
     embedding_dim : int, default=8
         Size K of each field's vector; ``x0`` has ``K`` entries per sparse or
         sequence field and one per dense field.
     hidden_units : sequence of int, default=(256, 128)
         Widths of the MLP's hidden layers; ``()`` leaves the cross network alone.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
+    <dropout>
+    <activation>
     cross_num : int, default=2
         Number of cross layers L.
     cross_parameterization : {"vector", "matrix"}, default="vector"
         ``w_l`` of shape (D,) (DCN) or ``W_l`` of shape (D, D) (DCN-M / DCN-V2).
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----

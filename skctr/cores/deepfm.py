@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..nn import MLP, FactorizationMachine
+from ..nn import FactorizationMachine
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import deep_mlp, shared_params_doc
 
 
+@shared_params_doc
 class DeepFM(nn.Module):
     """DeepFM: a factorization machine and an MLP sharing one embedding.
 
@@ -22,18 +24,12 @@ class DeepFM(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size of the shared embedding vectors.
-    hidden_units : sequence of int, default=(256, 128)
-        Widths of the MLP's hidden layers.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <schema>
+    <embedding_dim>
+    <hidden_units>
+    <dropout>
+    <activation>
+    <sequence_pooling>
 
     Notes
     -----
@@ -54,13 +50,7 @@ class DeepFM(nn.Module):
         self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
         self.linear = LinearTerm(schema, pooling=sequence_pooling)
         self.fm = FactorizationMachine()
-        self.mlp = MLP(
-            self.embedding.deep_dim,
-            hidden_units,
-            dropout=dropout,
-            activation=activation,
-            output_dim=1,
-        )
+        self.mlp = deep_mlp(self.embedding, hidden_units, dropout, activation)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""

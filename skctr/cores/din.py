@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..nn import MLP, AttentionSequencePooling
+from ..nn import AttentionSequencePooling
 from ..nn.activation import _check_int_sequence
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import deep_mlp, shared_params_doc
 
 
 def history_pairs(
@@ -42,6 +43,7 @@ def history_pairs(
     return [(schema.sparse_index(name), sharing[name]) for name in dict.fromkeys(names)]
 
 
+@shared_params_doc
 class DIN(nn.Module):
     r"""Deep Interest Network: the user's history pooled by attention to the candidate ad.
 
@@ -66,12 +68,9 @@ class DIN(nn.Module):
         The fields. Histories are right-padded; ``batch.lengths[:, j]`` counts the real
         items of sequence ``j``. Attended histories must share one ``maxlen``; a row's
         history length is the smallest of their lengths.
-    embedding_dim : int, default=8
-        Size K of each field's vector.
-    hidden_units : sequence of int, default=(256, 128)
-        Widths of the MLP's hidden layers.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
+    <embedding_dim>
+    <hidden_units>
+    <dropout>
     activation : str, default="dice"
         Activation of the MLP's hidden layers (the paper's Dice).
     history_features : sequence of str or None, default=None
@@ -129,13 +128,7 @@ class DIN(nn.Module):
             if pairs
             else None
         )
-        self.mlp = MLP(
-            self.embedding.deep_dim,
-            hidden_units,
-            dropout=dropout,
-            activation=activation,
-            output_dim=1,
-        )
+        self.mlp = deep_mlp(self.embedding, hidden_units, dropout, activation)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""

@@ -10,8 +10,10 @@ from torch import Tensor, nn
 from ..nn import MLP
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 
+@shared_params_doc
 class FNN(nn.Module):
     """Factorization-machine supported neural network: an MLP on the field vectors.
 
@@ -26,16 +28,12 @@ class FNN(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
+    <schema>
     embedding_dim : int, default=8
         Size K of the factor vectors.
-    hidden_units : sequence of int, default=(256, 128)
-        Widths of the MLP's hidden layers.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
+    <hidden_units>
+    <dropout>
+    <activation>
     sequence_pooling : {"mean", "sum", "max"}, default="mean"
         How a sequence becomes one field vector (and one first-order weight).
 

@@ -7,8 +7,10 @@ from torch import Tensor, nn
 from ..nn import FactorizationMachine
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 
+@shared_params_doc
 class LogisticRegression(nn.Module):
     """Logistic regression on the encoded fields: first-order weights only.
 
@@ -18,10 +20,8 @@ class LogisticRegression(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        Pooling of sequence items.
+    <schema>
+    <sequence_pooling>
 
     Notes
     -----
@@ -37,6 +37,7 @@ class LogisticRegression(nn.Module):
         return self.linear(batch)
 
 
+@shared_params_doc
 class FactorizationMachineModel(nn.Module):
     """Factorization machine: first-order weights plus all pairwise interactions.
 
@@ -46,12 +47,10 @@ class FactorizationMachineModel(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
+    <schema>
     embedding_dim : int, default=8
         Size k of the factor vectors.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        Pooling of sequence items.
+    <sequence_pooling>
 
     Notes
     -----

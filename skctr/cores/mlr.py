@@ -10,8 +10,10 @@ from torch import Tensor, nn
 
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 
+@shared_params_doc
 class MixedLogisticRegression(nn.Module):
     """Piece-wise linear model: a softmax gate over ``m`` regions, a logistic model in each.
 
@@ -25,16 +27,14 @@ class MixedLogisticRegression(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
+    <schema>
     region_num : int, default=4
         Number of regions ``m``; ``1`` is plain logistic regression.
     region_features : sequence of str or None, default=None
         Fields that feed the gate ``u·x``; ``None``: every field.
     base_features : sequence of str or None, default=None
         Fields that feed the regional models ``w·x``; ``None``: every field.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        Pooling of sequence items.
+    <sequence_pooling>
 
     Notes
     -----

@@ -9,8 +9,10 @@ from torch import Tensor, nn
 from ..nn import MLP, BiInteractionPooling
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 
+@shared_params_doc
 class NFM(nn.Module):
     """Neural factorization machine: an MLP over the bi-interaction of the field vectors.
 
@@ -23,20 +25,14 @@ class NFM(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size K of the field vectors.
-    hidden_units : sequence of int, default=(256, 128)
-        Widths of the MLP's hidden layers.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
+    <schema>
+    <embedding_dim>
+    <hidden_units>
+    <dropout>
+    <activation>
     bi_dropout : float, default=0.0
         Dropout on the bi-interaction vector.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----

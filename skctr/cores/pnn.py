@@ -10,10 +10,12 @@ from torch import Tensor, nn
 from ..nn import MLP, InnerProduct, OuterProduct
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import shared_params_doc
 
 PRODUCT_TYPES = ("inner", "outer", "both")
 
 
+@shared_params_doc
 class PNN(nn.Module):
     """Product-based neural network: field-pair products next to the embeddings, then an MLP.
 
@@ -26,22 +28,16 @@ class PNN(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size K of the field vectors.
-    hidden_units : sequence of int, default=(256, 128)
-        Widths of the MLP's hidden layers.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
+    <schema>
+    <embedding_dim>
+    <hidden_units>
+    <dropout>
+    <activation>
     product_type : {"inner", "outer", "both"}, default="inner"
         Which pairwise products feed the MLP.
     kernel_type : {"mat", "vec", "num"}, default="mat"
         Form of the outer-product kernels ``W_ij``: full ``K x K``, diagonal or scalar.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..nn import MLP
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import deep_mlp, shared_params_doc
 
 _MODULUS = 2_147_483_647  # the Mersenne prime 2**31 - 1: every product below stays < 2**62
 _MULTIPLIER = 1_103_515_245
@@ -37,6 +37,7 @@ def hash_codes(codes: Tensor, buckets: int) -> Tensor:
     return h % buckets
 
 
+@shared_params_doc
 class WideDeep(nn.Module):
     """Wide & Deep: a linear model on raw and crossed fields plus an MLP on embeddings.
 
@@ -50,22 +51,16 @@ class WideDeep(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size of the deep part's field vectors.
-    hidden_units : sequence of int, default=(256, 128)
-        Widths of the MLP's hidden layers.
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
+    <schema>
+    <embedding_dim>
+    <hidden_units>
+    <dropout>
+    <activation>
     cross_features : sequence of sequence of str, default=()
         The crosses of the wide part, e.g. ``(("user", "item"), ("site", "hour"))``.
     cross_buckets : int, default=10000
         Hash buckets (weights) per cross.
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----
@@ -91,13 +86,7 @@ class WideDeep(nn.Module):
         self.cross_weights = nn.Embedding(max(len(self.crosses), 1) * cross_buckets, 1, sparse=True)
         nn.init.zeros_(self.cross_weights.weight)
         self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
-        self.mlp = MLP(
-            self.embedding.deep_dim,
-            hidden_units,
-            dropout=dropout,
-            activation=activation,
-            output_dim=1,
-        )
+        self.mlp = deep_mlp(self.embedding, hidden_units, dropout, activation)
 
     def cross_ids(self, batch: TensorBatch) -> Tensor:
         """Rows of ``cross_weights`` for each cross: (B, n_crosses), cross ``c`` in

@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..nn import CIN, MLP
+from ..nn import CIN
 from ..nn.activation import _check_int_sequence
 from ..nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from ..preprocessing.schema import FeatureSchema
+from ._shared import deep_mlp, shared_params_doc
 
 
+@shared_params_doc
 class XDeepFM(nn.Module):
     r"""xDeepFM: linear term + Compressed Interaction Network + MLP on one shared embedding.
 
@@ -26,24 +28,19 @@ class XDeepFM(nn.Module):
 
     Parameters
     ----------
-    schema : FeatureSchema
-        The fields.
-    embedding_dim : int, default=8
-        Size K of the shared embedding vectors.
+    <schema>
+    <embedding_dim>
     hidden_units : sequence of int, default=(256, 128)
         Widths of the MLP's hidden layers (``()``: a linear map of the embeddings).
-    dropout : float, default=0.0
-        Dropout after each hidden layer.
-    activation : str, default="relu"
-        Activation of the hidden layers.
+    <dropout>
+    <activation>
     cin_layer_sizes : sequence of int, default=(128, 128)
         Number of feature maps of each CIN layer.
     cin_split_half : bool, default=True
         Each CIN layer but the last passes half its maps on and pools the other half.
     cin_activation : str, default="identity"
         Activation of the CIN maps (the paper's best results use none).
-    sequence_pooling : {"mean", "sum", "max"}, default="mean"
-        How a sequence becomes one field vector.
+    <sequence_pooling>
 
     Notes
     -----
@@ -72,13 +69,7 @@ class XDeepFM(nn.Module):
             num_fields, cin_layer_sizes, split_half=cin_split_half, activation=cin_activation
         )
         self.cin_head = nn.Linear(self.cin.output_dim, 1, bias=False)  # linear has the bias
-        self.mlp = MLP(
-            self.embedding.deep_dim,
-            hidden_units,
-            dropout=dropout,
-            activation=activation,
-            output_dim=1,
-        )
+        self.mlp = deep_mlp(self.embedding, hidden_units, dropout, activation)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
