@@ -56,6 +56,17 @@ def sign_data(n: int, seed: int, order: int) -> tuple[pd.DataFrame, np.ndarray]:
     return pd.DataFrame(codes, columns=list("abcd")).astype(str), y
 
 
+#: Training settings under which the interaction models learn sign_data in a few seconds.
+SIGN_SETTINGS = dict(
+    max_epochs=10,
+    learning_rate=0.01,
+    batch_size=128,
+    early_stopping=False,
+    n_jobs=1,
+    random_state=0,
+)
+
+
 def sign_test_auc(clf, order: int) -> float:
     X, y = sign_data(4000, 0, order)
     X_test, y_test = sign_data(2000, 1, order)

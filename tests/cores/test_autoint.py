@@ -5,26 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from skctr.cores.autoint import AutoInt
 from skctr.estimators import AutoIntClassifier, LRClassifier
-from tests.cores.planted import SCHEMA, sign_data, tiny_batch
+from tests.cores.planted import SCHEMA, SIGN_SETTINGS, sign_data, sign_test_auc, tiny_batch
 
-SETTINGS = dict(
-    max_epochs=10,
-    learning_rate=0.01,
-    batch_size=128,
-    early_stopping=False,
-    n_jobs=1,
-    random_state=0,
-)
-
-
-def _test_auc(clf, order: int) -> float:
-    X, y = sign_data(4000, 0, order)
-    X_test, y_test = sign_data(2000, 1, order)
-    return roc_auc_score(y_test, clf.fit(X, y).predict_proba(X_test)[:, 1])
+SETTINGS = SIGN_SETTINGS
 
 
 @pytest.mark.parametrize("residual", [True, False])
@@ -70,8 +56,8 @@ def test_deterministic():
 
 @pytest.mark.parametrize("order", [2, 3])
 def test_attention_learns_interactions_lr_cannot(order):
-    lr = _test_auc(LRClassifier(**SETTINGS), order=order)
-    autoint = _test_auc(
+    lr = sign_test_auc(LRClassifier(**SETTINGS), order=order)
+    autoint = sign_test_auc(
         AutoIntClassifier(embedding_dim=4, att_layer_num=2, att_embedding_dim=4, **SETTINGS),
         order=order,
     )

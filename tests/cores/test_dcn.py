@@ -5,26 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from skctr.cores.dcn import DCN
 from skctr.estimators import DCNClassifier, LRClassifier
-from tests.cores.planted import SCHEMA, sign_data, tiny_batch
+from tests.cores.planted import SCHEMA, SIGN_SETTINGS, sign_data, sign_test_auc, tiny_batch
 
-SETTINGS = dict(
-    max_epochs=10,
-    learning_rate=0.01,
-    batch_size=128,
-    early_stopping=False,
-    n_jobs=1,
-    random_state=0,
-)
-
-
-def _test_auc(clf, order: int) -> float:
-    X, y = sign_data(4000, 0, order)
-    X_test, y_test = sign_data(2000, 1, order)
-    return roc_auc_score(y_test, clf.fit(X, y).predict_proba(X_test)[:, 1])
+SETTINGS = SIGN_SETTINGS
 
 
 @pytest.mark.parametrize("parameterization", ["vector", "matrix"])
@@ -59,15 +45,15 @@ def test_deterministic():
 
 
 def test_cross_network_learns_pairwise_interactions_lr_cannot():
-    lr = _test_auc(LRClassifier(**SETTINGS), order=2)
-    dcn = _test_auc(DCNClassifier(embedding_dim=4, hidden_units=(), **SETTINGS), order=2)
+    lr = sign_test_auc(LRClassifier(**SETTINGS), order=2)
+    dcn = sign_test_auc(DCNClassifier(embedding_dim=4, hidden_units=(), **SETTINGS), order=2)
     assert lr < 0.56
     assert dcn >= lr + 0.2, (dcn, lr)
 
 
 def test_matrix_cross_network_learns_a_three_way_interaction():
-    lr = _test_auc(LRClassifier(**SETTINGS), order=3)
-    dcn = _test_auc(
+    lr = sign_test_auc(LRClassifier(**SETTINGS), order=3)
+    dcn = sign_test_auc(
         DCNClassifier(
             embedding_dim=4, hidden_units=(), cross_parameterization="matrix", **SETTINGS
         ),

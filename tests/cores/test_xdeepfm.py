@@ -5,26 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from skctr.cores.xdeepfm import XDeepFM
 from skctr.estimators import FMClassifier, LRClassifier, XDeepFMClassifier
-from tests.cores.planted import SCHEMA, sign_data, tiny_batch
+from tests.cores.planted import SCHEMA, SIGN_SETTINGS, sign_data, sign_test_auc, tiny_batch
 
-SETTINGS = dict(
-    max_epochs=10,
-    learning_rate=0.01,
-    batch_size=128,
-    early_stopping=False,
-    n_jobs=1,
-    random_state=0,
-)
-
-
-def _test_auc(clf, order: int) -> float:
-    X, y = sign_data(4000, 0, order)
-    X_test, y_test = sign_data(2000, 1, order)
-    return roc_auc_score(y_test, clf.fit(X, y).predict_proba(X_test)[:, 1])
+SETTINGS = SIGN_SETTINGS
 
 
 @pytest.mark.parametrize(
@@ -72,9 +58,9 @@ def test_deterministic():
 
 def test_cin_learns_a_three_way_interaction_lr_and_fm_cannot():
     # no MLP: the explicit part (linear + CIN) alone must find the third-order effect
-    lr = _test_auc(LRClassifier(**SETTINGS), order=3)
-    fm = _test_auc(FMClassifier(embedding_dim=4, **SETTINGS), order=3)
-    cin = _test_auc(
+    lr = sign_test_auc(LRClassifier(**SETTINGS), order=3)
+    fm = sign_test_auc(FMClassifier(embedding_dim=4, **SETTINGS), order=3)
+    cin = sign_test_auc(
         XDeepFMClassifier(embedding_dim=4, hidden_units=(), cin_layer_sizes=(16, 16), **SETTINGS),
         order=3,
     )
