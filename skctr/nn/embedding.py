@@ -190,22 +190,22 @@ class FieldEmbedding(nn.Module):
             Sparse field vectors, then sequence field vectors (flattened), then the dense
             values.
         """
-        sparse = self.sparse_embeddings(batch.sparse)
-        parts = [sparse, self.dense_embeddings(batch.dense)]
-        deep = [sparse.flatten(1)]
-        if batch.sequences:
-            pooled = self.pooled_sequences(batch)
-            parts.append(pooled)
-            deep.append(pooled.flatten(1))
-        deep.append(batch.dense)
-        return torch.cat(parts, dim=1), torch.cat(deep, dim=1)
+        parts = self._field_parts(batch)
+        sparse, _, pooled = parts
+        deep = torch.cat([sparse.flatten(1), pooled.flatten(1), batch.dense], dim=1)
+        return torch.cat(parts, dim=1), deep
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """All fields as vectors: (B, n_sparse + n_dense + n_sequence, K)."""
-        parts = [self.sparse_embeddings(batch.sparse), self.dense_embeddings(batch.dense)]
-        if batch.sequences:
-            parts.append(self.pooled_sequences(batch))
-        return torch.cat(parts, dim=1)
+        return torch.cat(self._field_parts(batch), dim=1)
+
+    def _field_parts(self, batch: TensorBatch) -> list[Tensor]:
+        """Sparse, dense and pooled sequence vectors: (B, n_*, K) each (n_* may be 0)."""
+        return [
+            self.sparse_embeddings(batch.sparse),
+            self.dense_embeddings(batch.dense),
+            self.pooled_sequences(batch),
+        ]
 
 
 class LinearTerm(nn.Module):
