@@ -279,6 +279,30 @@ def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
     return np.where(pos >= 0, pos + NUM_RESERVED, OOV).astype(np.int64)
 
 
+def _signed_log(values: np.ndarray) -> np.ndarray:
+    """``sign(x) * log1p(|x|)``: a log for heavy tails that keeps 0 and the sign."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def _skewness(finite: np.ndarray) -> float:
+    """Sample skewness of finite values (0 for fewer than 3 values or no spread).
+
+    Skewness does not change with scale, so it is computed on the values divided by their
+    largest magnitude: values near ``1e308`` do not overflow.
+    """
+    if len(finite) < 3:
+        return 0.0
+    top = float(np.max(np.abs(finite)))
+    if top == 0.0:
+        return 0.0
+    centred = finite / top
+    centred = centred - centred.mean()
+    variance = float(np.mean(centred**2))
+    if variance <= 1e-24:
+        return 0.0
+    return float(np.mean(centred**3)) / variance**1.5
+
+
 def _location_scale(finite: np.ndarray, how: str) -> tuple[float, float, float]:
     """``(shift, scale, mean)`` of finite values, for ``(x - shift) / scale``.
 
@@ -440,17 +464,22 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         huge cardinalities; the table size stays fixed whatever the data.
     dense_scaling : {"standard", "minmax", "none"}, default="standard"
         Scaling of dense columns, fitted on the finite training values.
-    log_transform : bool, default=False
-        Apply ``sign(x) * log1p(|x|)`` to dense values before scaling (for heavy-tailed
-        counts such as Criteo's integer features).
+    log_transform : bool or "auto", default="auto"
+        Apply ``sign(x) * log1p(|x|)`` to dense values before scaling, which turns
+        heavy-tailed counts (such as Criteo's integer features) into values a linear layer
+        can use. ``"auto"`` decides per column: the transform is applied when it lowers the
+        absolute skewness of the column's finite training values (see
+        ``log_transformed_`` for the outcome). ``True`` and ``False`` apply it to every
+        dense column or to none.
     n_bins : int, default=None
         When set, dense columns are discretised into at most this many quantile bins and
         become sparse fields instead of dense ones.
-    missing_indicator : bool, default=False
+    missing_indicator : bool, default=True
         Add a 0/1 dense field ``<col>__missing`` for each dense column that had missing
-        values during fit. Missing and infinite dense values are always imputed with the
-        training mean; finite values are clipped to ``[-DENSE_CLIP, DENSE_CLIP]`` (1e6)
-        after scaling.
+        values during fit (in click logs a missing value is often informative: mean
+        imputation alone would hide it). Missing and infinite dense values are always
+        imputed with the training mean; finite values are clipped to
+        ``[-DENSE_CLIP, DENSE_CLIP]`` (1e6) after scaling.
     maxlen : int or dict of str to int, default=50
         Maximum sequence length; longer sequences keep their most recent (last) items.
     sequence_separator : str, default="|"
@@ -462,6 +491,8 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         The fields produced, with vocabulary sizes.
     feature_kinds_ : dict of str to str
         The kind (sparse, dense or sequence) of each input column that is used.
+    log_transformed_ : list of str
+        The dense columns whose values are log-transformed (see ``log_transform``).
     n_features_in_ : int
         Number of input columns seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -492,7 +523,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         "max_categories": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "hash_buckets": [Interval(numbers.Integral, 1, None, closed="left"), dict, None],
         "dense_scaling": [StrOptions({"standard", "minmax", "none"})],
-        "log_transform": ["boolean"],
+        "log_transform": ["boolean", StrOptions({"auto"})],
         "n_bins": [Interval(numbers.Integral, 2, None, closed="left"), None],
         "missing_indicator": ["boolean"],
         "maxlen": [Interval(numbers.Integral, 1, None, closed="left"), dict],
@@ -509,9 +540,9 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         max_categories: int | None = None,
         hash_buckets: int | dict[str, int] | None = None,
         dense_scaling: str = "standard",
-        log_transform: bool = False,
+        log_transform: bool | str = "auto",
         n_bins: int | None = None,
-        missing_indicator: bool = False,
+        missing_indicator: bool = True,
         maxlen: int | dict[str, int] = 50,
         sequence_separator: str = "|",
     ) -> None:
@@ -721,6 +752,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         for name, kind in kinds.items():
             if kind == "dense":
                 self._dense_stats[name] = self._fit_dense(frame[self._columns[name]], name)
+        self.log_transformed_ = [n for n, st in self._dense_stats.items() if st["log"]]
 
         self._shares = shares
         self._maxlen = {n: int(self._param_for(self.maxlen, n, 50)) for n in shares}
@@ -761,15 +793,31 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         values = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
         values = values.copy()
         values[~np.isfinite(values)] = np.nan
-        if self.log_transform:
-            values = np.sign(values) * np.log1p(np.abs(values))
+        return values
+
+    def _dense_values(self, series: pd.Series, name: str) -> np.ndarray:
+        """A dense column as float64, non-finite values as NaN, log-transformed if fitted so."""
+        values = self._numeric(series, name)
+        # Files written before the per-column decision lack "log": the parameter decided.
+        if self._dense_stats[name].get("log", self.log_transform is True):
+            values = _signed_log(values)
         return values
 
     def _fit_dense(self, series: pd.Series, name: str) -> dict[str, Any]:
         values = self._numeric(series, name)
         finite = values[~np.isnan(values)]
+        if self.log_transform == "auto":
+            # Quantile bins do not change under a monotone transform: no need to decide.
+            log = self.n_bins is None and abs(_skewness(_signed_log(finite))) < abs(
+                _skewness(finite)
+            )
+        else:
+            log = bool(self.log_transform)
+        if log:
+            finite = _signed_log(finite)
         stats: dict[str, Any] = {
             "edges": None,
+            "log": bool(log),
             "indicator": bool(self.missing_indicator and len(finite) < len(values)),
         }
         if self.n_bins is not None:
@@ -829,7 +877,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 indicators.append(name)
             if stats["edges"] is not None:
                 continue
-            values = self._numeric(column(name), name)
+            values = self._dense_values(column(name), name)
             with np.errstate(over="ignore"):
                 values = (values - stats["shift"]) / stats["scale"]
             values = np.clip(values, -DENSE_CLIP, DENSE_CLIP)
@@ -877,7 +925,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _bin(self, series: pd.Series, name: str) -> np.ndarray:
         stats = self._dense_stats[name]
-        values = self._numeric(series, name)
+        values = self._dense_values(series, name)
         codes = np.searchsorted(stats["edges"], values, side="right") + NUM_RESERVED
         missing = np.isnan(values)
         codes[missing] = MISSING if stats["has_missing"] else OOV

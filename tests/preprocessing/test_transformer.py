@@ -111,7 +111,7 @@ def test_huge_integer_ids_stay_exact():
 
 
 def test_dense_standard_scaling_imputes_missing_and_infinite_with_the_mean(frame):
-    enc = CTRFeatureTransformer(dense_features=["price"], missing_indicator=True).fit(frame)
+    enc = CTRFeatureTransformer(dense_features=["price"], log_transform=False).fit(frame)
     out = enc.transform(frame)
     finite = np.array([1.0, 3.0, 5.0, 2.0])
     expected = (frame["price"].to_numpy() - finite.mean()) / finite.std()
@@ -125,6 +125,40 @@ def test_minmax_and_log_transform():
     X = pd.DataFrame({"v": [0.0, 9.0, 99.0]})
     out = CTRFeatureTransformer(dense_scaling="minmax", log_transform=True).fit_transform(X)
     np.testing.assert_allclose(out.dense[:, 0], [0.0, 0.5, 1.0], atol=1e-6)
+
+
+def test_log_transform_auto_takes_the_log_of_heavy_tailed_columns_only():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "count": rng.geometric(0.01, size=2000).astype(float),  # heavy right tail
+            "normal": rng.normal(5.0, 1.0, size=2000),
+            "uniform": rng.uniform(0, 100, size=2000),
+            "constant": np.full(2000, 3.0),
+            "huge": rng.lognormal(0.0, 3.0, size=2000) * 1e290,  # would overflow a variance
+        }
+    )
+    enc = CTRFeatureTransformer(dense_features=list(X.columns)).fit(X)
+    assert enc.log_transformed_ == ["count", "huge"]
+    out = enc.transform(X).dense
+    logged = np.log1p(X["count"].to_numpy())
+    expected = (logged - logged.mean()) / logged.std()
+    np.testing.assert_allclose(out[:, 0], expected, rtol=1e-5, atol=1e-6)
+    plain = X["uniform"].to_numpy()
+    np.testing.assert_allclose(out[:, 2], (plain - plain.mean()) / plain.std(), atol=1e-5)
+    assert np.isfinite(out).all()
+    forced = CTRFeatureTransformer(dense_features=["normal"], log_transform=True).fit(X)
+    assert forced.log_transformed_ == ["normal"]
+    off = CTRFeatureTransformer(dense_features=["count"], log_transform=False).fit(X)
+    assert off.log_transformed_ == []
+
+
+def test_missing_indicator_is_on_by_default_for_columns_with_missing_values(frame):
+    enc = CTRFeatureTransformer(dense_features=["price"]).fit(frame)
+    assert [f.name for f in enc.schema_.dense] == ["price", "price__missing"]
+    complete = frame.assign(price=np.arange(len(frame), dtype=float))
+    enc = CTRFeatureTransformer(dense_features=["price"]).fit(complete)
+    assert [f.name for f in enc.schema_.dense] == ["price"]
 
 
 def test_discretisation_turns_dense_into_sparse_bins():
