@@ -16,6 +16,11 @@ PARAMS: dict[str, tuple[str, str]] = {
     "hidden_units": ("sequence of int, default=(256, 128)", "Widths of the MLP's hidden layers."),
     "dropout": ("float, default=0.0", "Dropout after each hidden layer."),
     "activation": ('str, default="relu"', "Activation of the hidden layers."),
+    "interact_dense": (
+        "bool, default=True",
+        "Whether dense fields enter the interaction layers as vectors ``x * v`` (the paper) "
+        "or only the MLP (DeepCTR); False saves the quadratic cost of those fields.",
+    ),
     "sequence_pooling": (
         '{"mean", "sum", "max"}, default="mean"',
         "How a sequence becomes one field vector.",

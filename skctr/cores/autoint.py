@@ -40,6 +40,7 @@ class AutoInt(nn.Module):
         Width d' of each head; a layer outputs ``H * d'`` per field.
     att_res : bool, default=True
         Residual connection ``W_res e_m`` in each layer.
+    <interact_dense>
     <sequence_pooling>
 
     Notes
@@ -60,11 +61,19 @@ class AutoInt(nn.Module):
         att_head_num: int = 2,
         att_embedding_dim: int = 8,
         att_res: bool = True,
+        interact_dense: bool = True,
         sequence_pooling: str = "mean",
     ) -> None:
         super().__init__()
-        num_fields = schema.num_fields
-        self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        if not interact_dense and schema.dense and not len(hidden_units):
+            raise ValueError(
+                "AutoInt: interact_dense=False needs hidden_units (an MLP): without one the "
+                f"dense fields {[f.name for f in schema.dense]} would reach no part of the model."
+            )
+        self.embedding = FieldEmbedding(
+            schema, embedding_dim, pooling=sequence_pooling, dense_fields=interact_dense
+        )
+        num_fields = self.embedding.num_fields
         layers, width = [], embedding_dim
         for _ in range(att_layer_num):
             layers.append(InteractingLayer(width, att_embedding_dim, att_head_num, att_res))

@@ -40,6 +40,7 @@ class XDeepFM(nn.Module):
         Each CIN layer but the last passes half its maps on and pools the other half.
     cin_activation : str, default="identity"
         Activation of the CIN maps (the paper's best results use none).
+    <interact_dense>
     <sequence_pooling>
 
     Notes
@@ -58,12 +59,15 @@ class XDeepFM(nn.Module):
         cin_layer_sizes: Sequence[int] = (128, 128),
         cin_split_half: bool = True,
         cin_activation: str = "identity",
+        interact_dense: bool = True,
         sequence_pooling: str = "mean",
     ) -> None:
         super().__init__()
         cin_layer_sizes = _check_int_sequence("XDeepFM", "cin_layer_sizes", cin_layer_sizes)
-        num_fields = schema.num_fields
-        self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        self.embedding = FieldEmbedding(
+            schema, embedding_dim, pooling=sequence_pooling, dense_fields=interact_dense
+        )
+        num_fields = self.embedding.num_fields
         self.linear = LinearTerm(schema, pooling=sequence_pooling)
         self.cin = CIN(
             num_fields, cin_layer_sizes, split_half=cin_split_half, activation=cin_activation

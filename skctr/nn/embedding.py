@@ -89,10 +89,16 @@ class FieldEmbedding(nn.Module):
         Sparse gradients for the table.
     init_std : float, default=0.01
         Standard deviation of the normal initialisation.
+    dense_fields : bool, default=True
+        Whether dense fields get vectors ``x_d * v_d`` among the field vectors. With
+        ``False`` the field vectors are the sparse and sequence fields only (the dense
+        values still reach the MLP input of :meth:`fields_and_deep`): interaction layers
+        whose cost grows with the square of the number of fields then skip them.
 
     Notes
     -----
-    ``forward(batch)``: (B, n_sparse + n_dense + n_sequence, K), fields in schema order.
+    ``forward(batch)``: (B, num_fields, K), sparse, then dense (if ``dense_fields``), then
+    sequence fields, each in schema order.
     """
 
     def __init__(
@@ -103,10 +109,14 @@ class FieldEmbedding(nn.Module):
         pooling: str = "mean",
         sparse: bool = True,
         init_std: float = 0.01,
+        dense_fields: bool = True,
     ) -> None:
         super().__init__()
+        if not isinstance(dense_fields, bool):
+            raise ValueError(f"FieldEmbedding: dense_fields must be a bool, got {dense_fields!r}.")
         self.schema = schema
         self.embedding_dim = embedding_dim
+        self.dense_fields = dense_fields
         offsets: dict[str, int] = {}
         total = 0
         for f in schema.sparse:
@@ -121,7 +131,8 @@ class FieldEmbedding(nn.Module):
         self.num_rows = total
         self.table = nn.Embedding(max(total, 1), embedding_dim, sparse=sparse)
         nn.init.normal_(self.table.weight, std=init_std)
-        self.dense_weight = nn.Parameter(torch.randn(len(schema.dense), embedding_dim) * init_std)
+        n_dense = len(schema.dense) if dense_fields else 0
+        self.dense_weight = nn.Parameter(torch.randn(n_dense, embedding_dim) * init_std)
         self.register_buffer(
             "sparse_offsets",
             torch.tensor([offsets[f.name] for f in schema.sparse], dtype=torch.long),
@@ -161,6 +172,13 @@ class FieldEmbedding(nn.Module):
         return torch.stack(pooled, dim=1)
 
     @property
+    def num_fields(self) -> int:
+        """Number F of field vectors :meth:`forward` returns per row."""
+        schema = self.schema
+        dense = len(schema.dense) if self.dense_fields else 0
+        return len(schema.sparse) + dense + len(schema.sequence)
+
+    @property
     def deep_dim(self) -> int:
         """Width of the MLP input of :meth:`fields_and_deep`: K per sparse and sequence
         field, 1 per dense field."""
@@ -184,28 +202,28 @@ class FieldEmbedding(nn.Module):
 
         Returns
         -------
-        fields : Tensor of shape (B, n_sparse + n_dense + n_sequence, K)
+        fields : Tensor of shape (B, num_fields, K)
             What :meth:`forward` returns.
         deep : Tensor of shape (B, deep_dim)
             Sparse field vectors, then sequence field vectors (flattened), then the dense
             values.
         """
         parts = self._field_parts(batch)
-        sparse, _, pooled = parts
+        sparse, pooled = parts[0], parts[-1]
         deep = torch.cat([sparse.flatten(1), pooled.flatten(1), batch.dense], dim=1)
         return torch.cat(parts, dim=1), deep
 
     def forward(self, batch: TensorBatch) -> Tensor:
-        """All fields as vectors: (B, n_sparse + n_dense + n_sequence, K)."""
+        """All fields as vectors: (B, num_fields, K)."""
         return torch.cat(self._field_parts(batch), dim=1)
 
     def _field_parts(self, batch: TensorBatch) -> list[Tensor]:
-        """Sparse, dense and pooled sequence vectors: (B, n_*, K) each (n_* may be 0)."""
-        return [
-            self.sparse_embeddings(batch.sparse),
-            self.dense_embeddings(batch.dense),
-            self.pooled_sequences(batch),
-        ]
+        """Sparse, dense (if ``dense_fields``) and pooled sequence vectors: (B, n_*, K) each
+        (n_* may be 0)."""
+        sparse, pooled = self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
+        if not self.dense_fields:
+            return [sparse, pooled]
+        return [sparse, self.dense_embeddings(batch.dense), pooled]
 
 
 class LinearTerm(nn.Module):

@@ -63,3 +63,21 @@ def test_attention_learns_interactions_lr_cannot(order):
     )
     assert lr < 0.56
     assert autoint >= lr + 0.25, (autoint, lr)
+
+
+def test_interact_dense_false_keeps_dense_fields_out_of_the_attention():
+    core = AutoInt(SCHEMA, embedding_dim=3, hidden_units=(8,), interact_dense=False).eval()
+    assert core.embedding.num_fields == SCHEMA.num_fields - len(SCHEMA.dense)
+    assert core.head.in_features == core.embedding.num_fields * 16
+    batch = tiny_batch()
+    moved = batch._replace(dense=batch.dense + 1.0)
+    attention = core.head(core.interacting(core.embedding(batch)).flatten(1))
+    torch.testing.assert_close(
+        attention, core.head(core.interacting(core.embedding(moved)).flatten(1))
+    )
+    assert not torch.allclose(core(batch), core(moved))  # the MLP still sees them
+
+
+def test_interact_dense_false_without_an_mlp_is_refused():
+    with pytest.raises(ValueError, match=r"interact_dense=False needs hidden_units.*'x'"):
+        AutoInt(SCHEMA, interact_dense=False)

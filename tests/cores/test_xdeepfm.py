@@ -66,3 +66,13 @@ def test_cin_learns_a_three_way_interaction_lr_and_fm_cannot():
     )
     assert max(lr, fm) < 0.56, (lr, fm)
     assert cin >= lr + 0.3, (cin, lr)
+
+
+def test_interact_dense_false_keeps_dense_fields_out_of_the_cin():
+    core = XDeepFM(SCHEMA, embedding_dim=3, cin_layer_sizes=(4, 2), interact_dense=False)
+    assert core.cin.num_fields == SCHEMA.num_fields - len(SCHEMA.dense)
+    core.eval()
+    batch = tiny_batch()
+    moved = batch._replace(dense=batch.dense + 1.0)
+    torch.testing.assert_close(core.cin(core.embedding(batch)), core.cin(core.embedding(moved)))
+    assert not torch.allclose(core(batch), core(moved))

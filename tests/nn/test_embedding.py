@@ -61,3 +61,18 @@ def test_mlp_input_without_dense_fields_is_the_flattened_vectors():
     fields, deep = emb.fields_and_deep(batch)
     assert emb.deep_dim == 8
     torch.testing.assert_close(deep, fields.flatten(1))
+
+
+def test_without_dense_fields_the_vectors_skip_them_and_the_mlp_input_keeps_them():
+    torch.manual_seed(0)
+    full = FieldEmbedding(SCHEMA, 3).eval()
+    torch.manual_seed(0)
+    lean = FieldEmbedding(SCHEMA, 3, dense_fields=False).eval()
+    lean.table.load_state_dict(full.table.state_dict())
+    batch = _batch(5, np.random.default_rng(4))
+    assert (full.num_fields, lean.num_fields) == (4, 3)
+    fields, deep = lean.fields_and_deep(batch)
+    full_fields, full_deep = full.fields_and_deep(batch)
+    torch.testing.assert_close(fields, full_fields[:, [0, 1, 3]])  # the dense vector dropped
+    torch.testing.assert_close(deep, full_deep)  # the MLP still reads the dense value
+    assert lean.deep_dim == full.deep_dim and lean.dense_weight.numel() == 0
