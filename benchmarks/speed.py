@@ -16,7 +16,8 @@ README does (LabelEncoder + MinMaxScaler, one epoch, embedding 16, MLP (256, 128
 1e-3) in fresh subprocesses and measures the machine (GEMM rate, the MLP-only ceiling).
 
 skctr gets the same rows and split, encoded by ``CTRFeatureTransformer`` (timed apart, as
-the peer's preprocessing is), and trains each model with the same settings for one epoch
+the peer's preprocessing is; without missing indicators, so both models get the same 39
+inputs), and trains each model with the same settings for one epoch
 with no early stopping, each run in a fresh subprocess. Reported per run: training and
 prediction samples/s (wall time of ``fit`` / ``predict_proba`` on the encoded rows), peak
 RSS, test AUC and log-loss. Also measured for skctr: the single-row ``predict_proba``
@@ -64,13 +65,14 @@ PEER_NAME = "DeepCTR-Torch 0.3.0"
 
 #: skctr classifier and its settings for each model the peer harness runs. Where the two
 #: libraries' defaults differ in the model's structure, skctr is set to the peer's
-#: structure (AutoInt with its MLP, DIN's attention MLP sizes) so both do the same work.
+#: structure (AutoInt with its MLP, DIN's attention MLP sizes, the 26 categorical fields
+#: alone in AutoInt's attention and xDeepFM's CIN) so both do the same work.
 MODELS = {
     "deepfm": ("DeepFMClassifier", {}),
     "dcn": ("DCNClassifier", {"cross_num": 2}),
-    "autoint": ("AutoIntClassifier", {"hidden_units": (256, 128)}),
+    "autoint": ("AutoIntClassifier", {"hidden_units": (256, 128), "interact_dense": False}),
     "din": ("DINClassifier", {"att_hidden_units": (64, 16)}),
-    "xdeepfm": ("XDeepFMClassifier", {"cin_layer_sizes": (256, 128)}),
+    "xdeepfm": ("XDeepFMClassifier", {"cin_layer_sizes": (256, 128), "interact_dense": False}),
 }
 VOCAB_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 
@@ -113,7 +115,8 @@ def worker_prepare(spec: dict) -> dict:
     for kind, columns in kinds.items():
         if kind == "din" and "din" not in spec["models"]:
             continue
-        transformer = CTRFeatureTransformer(**columns)
+        # no missing indicators: the same 13 dense + 26 categorical inputs as the peer's
+        transformer = CTRFeatureTransformer(**columns, missing_indicator=False)
         started = time.perf_counter()
         encoded_train = transformer.fit_transform(train)
         out[f"{kind}_fit_transform_s"] = round(time.perf_counter() - started, 2)
