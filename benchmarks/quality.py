@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Quality of every skctr classifier *with its defaults* next to what a user would pick instead.
 
-Run from the repository root, after ``bash benchmarks/peer_env.sh`` (which creates
-``.venv-peer/`` with the peer)::
+Run from the repository root, after ``pip install -e '.[bench]'`` (LightGBM) and
+``bash benchmarks/peer_env.sh`` (which creates ``.venv-peer/`` with the peer)::
 
     python benchmarks/quality.py            # about 40 min on 2 busy cores; --no-peer: less
 
@@ -647,6 +647,10 @@ def main(argv: list[str] | None = None) -> None:
     if set(datasets) - set(DATASETS):
         sys.exit(f"unknown datasets: {sorted(set(datasets) - set(DATASETS))}")
     peer = not args.no_peer
+    try:
+        import lightgbm  # noqa: F401  (a benchmark-only dependency)
+    except ImportError:
+        sys.exit("lightgbm is needed for the LightGBM rows: pip install -e '.[bench]'")
     if peer and not os.path.exists(args.peer_python):
         sys.exit(
             f"{args.peer_python} not found: run `bash benchmarks/peer_env.sh` or pass --no-peer"
