@@ -275,8 +275,26 @@ def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
     ):
         # textual vocabulary, integer values (ids read as text at fit, as numbers now)
         values = values.astype(str)
-    pos = categories.get_indexer(values)
+    if len(values) <= _SCALAR_LOOKUP_ROWS and values.dtype == categories.dtype:
+        # a few rows (serving): one hash-table probe per value skips get_indexer's set-up,
+        # which costs far more than the probes; same table, same dtype, same answers
+        pos = np.array([_position(categories, v) for v in values.to_numpy()], dtype=np.int64)
+    else:
+        pos = categories.get_indexer(values)
     return np.where(pos >= 0, pos + NUM_RESERVED, OOV).astype(np.int64)
+
+
+#: Up to this many rows, :func:`_lookup` probes the vocabulary value by value.
+_SCALAR_LOOKUP_ROWS = 16
+
+
+def _position(categories: pd.Index, value: Any) -> int:
+    """Position of ``value`` in the unique ``categories``, or -1."""
+    try:
+        pos = categories.get_loc(value)
+    except (KeyError, TypeError, pd.errors.InvalidIndexError):
+        return -1
+    return pos if isinstance(pos, int | np.integer) else -1
 
 
 def _signed_log(values: np.ndarray) -> np.ndarray:
@@ -797,10 +815,13 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _dense_values(self, series: pd.Series, name: str) -> np.ndarray:
         """A dense column as float64, non-finite values as NaN, log-transformed if fitted so."""
-        values = self._numeric(series, name)
+        return self._logged(self._numeric(series, name), name)
+
+    def _logged(self, values: np.ndarray, name: str) -> np.ndarray:
+        """``values`` of dense column ``name``, log-transformed if fitted so."""
         # Files written before the per-column decision lack "log": the parameter decided.
         if self._dense_stats[name].get("log", self.log_transform is True):
-            values = _signed_log(values)
+            return _signed_log(values)
         return values
 
     def _fit_dense(self, series: pd.Series, name: str) -> dict[str, Any]:
@@ -856,12 +877,16 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         n = len(frame)
         schema = self.schema_
 
+        series: dict[str, pd.Series] = {}
+
         def column(name: str) -> pd.Series:
-            if name not in columns:
-                raise ValueError(
-                    f"CTRFeatureTransformer: column {name!r} seen during fit is missing from X."
-                )
-            return frame[columns[name]]
+            if name not in series:
+                if name not in columns:
+                    raise ValueError(
+                        f"CTRFeatureTransformer: column {name!r} seen during fit is missing from X."
+                    )
+                series[name] = frame[columns[name]]
+            return series[name]
 
         sparse = np.empty((n, len(schema.sparse)), dtype=np.int64)
         for j, f in enumerate(schema.sparse):
@@ -871,22 +896,23 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 sparse[:, j] = self._bin(column(f.name), f.name)
         dense = np.empty((n, len(schema.dense)), dtype=np.float32)
         j = 0
-        indicators = []
+        missing = []  # one mask per dense column with an indicator, in order
         for name, stats in self._dense_stats.items():
-            if stats["indicator"]:
-                indicators.append(name)
             if stats["edges"] is not None:
+                if stats["indicator"]:
+                    missing.append(np.isnan(self._numeric(column(name), name)))
                 continue
-            values = self._dense_values(column(name), name)
+            values = self._numeric(column(name), name)  # NaN where missing or not finite
+            if stats["indicator"]:
+                missing.append(np.isnan(values))
+            values = self._logged(values, name)
             with np.errstate(over="ignore"):
                 values = (values - stats["shift"]) / stats["scale"]
             values = np.clip(values, -DENSE_CLIP, DENSE_CLIP)
             dense[:, j] = np.where(np.isnan(values), stats["fill"], values)
             j += 1
-        for name in indicators:
-            dense[:, j] = column(name).isna().to_numpy() | ~np.isfinite(
-                self._numeric(column(name), name)
-            )
+        for mask in missing:
+            dense[:, j] = mask
             j += 1
         sequences = []
         lengths = np.empty((n, len(schema.sequence)), dtype=np.int64)

@@ -159,3 +159,20 @@ def test_save_and_load_reproduce_the_encoding(frame, params):
         skctr.save(enc, path)
         loaded = skctr.load(path)
     _assert_same(loaded.transform(frame), enc.transform(frame))
+
+
+@SETTINGS
+@given(frame=dirty_frames(), params=PARAMS)
+def test_the_value_by_value_lookup_of_few_rows_equals_the_vectorised_one(frame, params):
+    from skctr.preprocessing import transformer
+
+    enc = CTRFeatureTransformer(**params).fit(frame)
+    saved = transformer._SCALAR_LOOKUP_ROWS
+    try:
+        transformer._SCALAR_LOOKUP_ROWS = 0  # get_indexer for every column
+        vectorised = enc.transform(frame)
+        transformer._SCALAR_LOOKUP_ROWS = 10**9  # one probe per value
+        by_value = enc.transform(frame)
+    finally:
+        transformer._SCALAR_LOOKUP_ROWS = saved
+    _assert_same(by_value, vectorised)
