@@ -183,3 +183,28 @@ def test_get_activation_callables():
         get_activation(lambda: 3)
     with pytest.raises(TypeError):
         get_activation(3)
+
+
+def _autograd_dice(x, alpha, eps):
+    """Dice with batch statistics written as plain tensor maths, for autograd."""
+    mean = x.mean(dim=0)
+    var = ((x - mean) ** 2).mean(dim=0)
+    p = torch.sigmoid((x - mean) / torch.sqrt(var + eps))
+    return x * (p + (1.0 - p) * alpha)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (9, 4), (64, 16)])
+def test_dice_closed_form_gradient_equals_autograd_and_finite_differences(shape):
+    dice = Dice(shape[1], eps=1e-5).double()
+    with torch.no_grad():
+        dice.alpha.uniform_(-1, 1)
+    x = (torch.randn(*shape, dtype=torch.float64) * 3 + 1).requires_grad_()
+    grad = torch.randn(*shape, dtype=torch.float64)
+    ours = torch.autograd.grad(dice(x), (x, dice.alpha), grad)
+    ref = torch.autograd.grad(_autograd_dice(x, dice.alpha, 1e-5), (x, dice.alpha), grad)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b)
+    from skctr.nn.activation import _DiceBatchStats
+
+    alpha = dice.alpha.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, a: _DiceBatchStats.apply(x, a, 1e-5)[0], (x, alpha))
