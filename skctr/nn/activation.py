@@ -115,13 +115,14 @@ class _DiceBatchStats(torch.autograd.Function):
         ctx: Any, grad: Tensor, _grad_mean: Tensor, _grad_var: Tensor
     ) -> tuple[Tensor, Tensor, None]:
         x, z, p, alpha, inv_std = ctx.saved_tensors
-        gx = grad * x
-        grad_alpha = (gx - gx * p).sum(dim=0)
-        h = gx.mul_(p * (1.0 - p)).mul_(1.0 - alpha)
-        centred = h - h.mean(dim=0) - z * (h * z).mean(dim=0)
-        grad_x = grad * (alpha + (1.0 - alpha) * p)
-        grad_x.add_(centred.mul_(inv_std))
-        return grad_x, grad_alpha, None
+        gxp = grad * x * p
+        grad_alpha = (grad * x).sum(dim=0) - gxp.sum(dim=0)  # sum g x (1 - p)
+        h = torch.addcmul(gxp, gxp, p, value=-1.0).mul_(1.0 - alpha)  # g x p (1 - p) (1 - a)
+        # h - mean(h) - z mean(h z); mean(h z) is taken after centring h, which is the same
+        # since every column of z has mean 0
+        h.sub_(h.mean(dim=0)).addcmul_(z, -(h * z).mean(dim=0))
+        grad_x = torch.addcmul(grad * alpha, grad * p, 1.0 - alpha)  # g (a + (1 - a) p)
+        return grad_x.addcmul_(h, inv_std), grad_alpha, None
 
 
 class Dice(nn.Module):
