@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +180,23 @@ def test_non_finite_weights_after_a_finite_loss_restore_the_last_good_epoch():
     for name, value in core.state_dict().items():
         torch.testing.assert_close(value, snapshots[0][name], rtol=0, atol=0)
     assert np.isfinite(predict_logits(core, data)).all()
+
+
+def test_the_fused_dense_adam_takes_the_same_steps_as_the_plain_one():
+    torch.manual_seed(0)
+    core = _Core(SCHEMA)
+    plain = copy.deepcopy(core)
+    fused = make_optimizers(core, 1e-2)[0]
+    assert fused.defaults["fused"]  # a CPU float32 model gets the fused kernel
+    reference = torch.optim.Adam(
+        [p for n, p in plain.named_parameters() if "table" not in n], lr=1e-2
+    )
+    data = _batch(64, np.random.default_rng(6))
+    for model, opt in ((core, fused), (plain, reference)):
+        for _ in range(5):
+            opt.zero_grad()
+            model(data).square().mean().backward()
+            opt.step()
+    for (name, a), b in zip(core.named_parameters(), plain.parameters(), strict=True):
+        if "table" not in name:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
