@@ -305,6 +305,19 @@ class LocalActivationUnit(nn.Module):
         return scores.index_put((positions,), selected_scores).view(batch, steps)
 
     def _score(self, query: Tensor, keys: Tensor) -> Tensor:
-        """Score aligned ``(N, K)`` query/key rows -> ``(N,)``."""
-        features = torch.cat([keys, query, keys - query, keys * query], dim=-1)
-        return self.mlp(features).squeeze(-1)
+        """Score aligned ``(N, K)`` query/key rows -> ``(N,)``.
+
+        The first layer ``W [k; q; k - q; k * q]`` is computed as
+        ``(W_1 + W_3) k + (W_2 - W_3) q + W_4 (k * q)`` with ``W = [W_1 W_2 W_3 W_4]``: the same
+        function of the same weights, without building the ``k - q`` block (a quarter fewer
+        multiplications in the layer that runs once per history item).
+        """
+        k = self.embedding_dim
+        first, rest = self.mlp.layers[0], self.mlp.layers[1:]
+        w = first.weight
+        folded = torch.cat(
+            [w[:, :k] + w[:, 2 * k : 3 * k], w[:, k : 2 * k] - w[:, 2 * k : 3 * k], w[:, 3 * k :]],
+            dim=1,
+        )
+        hidden = F.linear(torch.cat([keys, query, keys * query], dim=-1), folded, first.bias)
+        return rest(hidden).squeeze(-1)

@@ -223,3 +223,16 @@ def test_local_activation_unit_invalid():
         LocalActivationUnit(4, dropout=1.0)
     with pytest.raises(ValueError, match="embedding_dim=4"):
         LocalActivationUnit(4)(torch.randn(2, 3), torch.randn(2, 5, 3))
+
+
+def test_local_activation_unit_folded_first_layer_has_the_literal_gradients():
+    unit = LocalActivationUnit(4, hidden_units=(6, 3), activation="relu").double()
+    query = rand(3, 4).requires_grad_()
+    keys = rand(3, 5, 4).requires_grad_()
+    params = (query, keys, *unit.parameters())
+    ours = torch.autograd.grad(unit(query, keys).square().sum(), params)
+    q = query.unsqueeze(1).expand_as(keys)
+    literal = unit.mlp(torch.cat([keys, q, keys - q, keys * q], dim=-1)).squeeze(-1)
+    reference = torch.autograd.grad(literal.square().sum(), params)
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b)
