@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
 import os
 import warnings
@@ -109,18 +108,12 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
 
     _core: ClassVar[type[nn.Module] | None] = None
     _model_params: ClassVar[tuple[Param, ...]] = MODEL_PARAMS
-    #: Defaults of shared parameters that differ for this estimator (name -> value).
-    _default_overrides: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             return  # a subclass writing its own __init__ opts out of generation
-        overrides = cls._default_overrides
-        params = tuple(
-            dataclasses.replace(p, default=overrides[p.name]) if p.name in overrides else p
-            for p in (*cls._model_params, *TRAINING_PARAMS)
-        )
+        params = (*cls._model_params, *TRAINING_PARAMS)
         cls.__init__ = build_init(params)  # type: ignore[method-assign]
         cls._parameter_constraints = {p.name: p.constraints for p in params}
         if cls.__doc__ and "{parameters}" in cls.__doc__:

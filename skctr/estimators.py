@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numbers
 import sys
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -31,12 +30,6 @@ from .cores.xdeepfm import XDeepFM
 from .nn import pairwise_indices
 from .training.intercept import base_rate_logit, init_intercept
 from .training.loop import TrainState, make_optimizers, to_tensors, torch_threads, train
-
-#: Defaults of the models without an MLP or factorised interactions (LR, MLR, AFM): their
-#: loss is convex or nearly so and, at the shared 1e-3, they ran into ``max_epochs`` on
-#: every bundled data set; 3e-3 converges in about half the epochs with equal or better
-#: validation (docs/defaults.rst).
-SHALLOW_DEFAULTS: dict[str, Any] = {"learning_rate": 3e-3}
 
 INTERACT_DENSE = Param(
     "interact_dense",
@@ -125,7 +118,6 @@ class LRClassifier(BaseCTRClassifier):
 
     _core = LogisticRegression
     _model_params = (SEQUENCE_POOLING,)
-    _default_overrides: ClassVar[dict[str, Any]] = SHALLOW_DEFAULTS
 
 
 class FMClassifier(BaseCTRClassifier):
@@ -629,7 +621,6 @@ class MLRClassifier(BaseCTRClassifier):
         ),
         SEQUENCE_POOLING,
     )
-    _default_overrides: ClassVar[dict[str, Any]] = SHALLOW_DEFAULTS
 
 
 class NFMClassifier(BaseCTRClassifier):
@@ -705,7 +696,6 @@ class AFMClassifier(BaseCTRClassifier):
         ),
         SEQUENCE_POOLING,
     )
-    _default_overrides: ClassVar[dict[str, Any]] = SHALLOW_DEFAULTS
 
     @property
     def pair_names_(self) -> list[tuple[str, str]]:

@@ -468,14 +468,3 @@ def test_same_seed_same_predictions_in_fresh_processes(logs, tmp_path):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-c", code], check=True, env=env)
         np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
-
-
-def test_shallow_models_default_to_a_larger_step_and_say_so():
-    from skctr.estimators import SHALLOW_DEFAULTS
-
-    shallow = {skctr.LRClassifier, skctr.MLRClassifier, skctr.AFMClassifier}
-    step = SHALLOW_DEFAULTS["learning_rate"]
-    for cls in skctr.all_classifiers():
-        expected = step if cls in shallow else 1e-3
-        assert cls().get_params()["learning_rate"] == expected, cls.__name__
-        assert f"learning_rate : float, default={expected!r}" in cls.__doc__, cls.__name__
