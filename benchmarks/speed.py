@@ -75,6 +75,7 @@ MODELS = {
     "xdeepfm": ("XDeepFMClassifier", {"cin_layer_sizes": (256, 128), "interact_dense": False}),
 }
 VOCAB_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
+DEFAULT_ROWS = 200_000
 
 
 def _peer_module(path: str):
@@ -374,7 +375,8 @@ def to_markdown(summary: dict) -> str:
     """The report as Markdown."""
     env, cfg = summary["environment"], summary["config"]
     lines = [
-        "# Speed: skctr vs " + PEER_NAME,
+        f"# Speed: skctr vs {PEER_NAME}"
+        + ("" if cfg["n"] == DEFAULT_ROWS else f", {cfg['n']:,} rows"),
         "",
         "Produced by `" + summary["command"] + "` in "
         f"{summary['total_wall_s'] / 60:.1f} min on {summary['date']}.",
@@ -504,7 +506,7 @@ def to_svg(summary: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=200_000, help="rows to generate")
+    parser.add_argument("--n", type=int, default=DEFAULT_ROWS, help="rows to generate")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--deepfm-batch-sizes", default="4096,1024")
