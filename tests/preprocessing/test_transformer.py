@@ -420,3 +420,15 @@ def test_integer_text_histories_match_an_integer_vocabulary():
     assert hist[0, 0] == item_codes[5] and hist[0, 1] == item_codes[7]
     assert hist[1, 1] == item_codes[7]  # "1.0" is the number 1, unseen among the items
     assert hist[2, 0] == item_codes[2**40]
+
+
+def test_log_transform_auto_decides_on_a_sample_of_long_columns():
+    rng = np.random.default_rng(1)
+    n = 350_000  # above the sample size: the decision looks at every 3rd value
+    X = pd.DataFrame({"count": rng.lognormal(2.0, 1.5, n), "uniform": rng.uniform(0, 9, n)})
+    enc = CTRFeatureTransformer(dense_features=["count", "uniform"]).fit(X)
+    assert enc.log_transformed_ == ["count"]
+    logged = np.log1p(X["count"].to_numpy())
+    out = enc.transform(X.iloc[:5]).dense[:, 0]
+    expected = (logged[:5] - logged.mean()) / logged.std()  # the full column's statistics
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
