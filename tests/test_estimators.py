@@ -67,15 +67,7 @@ def test_dirty_rows_give_finite_predictions(cls, frame):
 
 
 @pytest.mark.parametrize("cls", all_classifiers(), ids=lambda c: c.__name__)
-def test_a_rows_prediction_does_not_depend_on_the_rows_scored_with_it(cls, frame, request):
-    if cls.__name__ == "DINClassifier":  # see docs/robustness.rst
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="DIN's attention unit can differ in the last float32 bit (1 row in "
-                "1000 seen) between a pass of 1024 rows and one of 4096",
-                strict=False,
-            )
-        )
+def test_a_rows_prediction_does_not_depend_on_the_rows_scored_with_it(cls, frame):
     X, y = frame
     big = pd.concat([X] * 12, ignore_index=True)  # 4800 rows: a pass of 4096, then 704
     clf = cls(random_state=0, max_epochs=1).fit(X, y)

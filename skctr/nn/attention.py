@@ -195,6 +195,10 @@ class InteractingLayer(nn.Module):
         )
 
 
+#: In evaluation mode the attention unit scores its items in multiples of this many rows.
+_EVAL_PAD = 32
+
+
 class LocalActivationUnit(nn.Module):
     r"""Local activation unit of DIN: scores each history item against the candidate.
 
@@ -299,10 +303,17 @@ class LocalActivationUnit(nn.Module):
         scores = keys.new_zeros(batch * steps)
         if positions.numel() == 0:
             return scores.view(batch, steps)
+        real = positions.numel()
+        if not self.training and real % _EVAL_PAD:
+            # score a multiple of _EVAL_PAD items (repeats of the first), so that the matrix
+            # kernels, whose summation order can depend on the row count, and hence a row's
+            # score do not depend on how many items the other rows of the batch have
+            fill = positions.new_full((_EVAL_PAD - real % _EVAL_PAD,), int(positions[0]))
+            positions = torch.cat([positions, fill])
         selected_keys = keys.reshape(-1, k).index_select(0, positions)
         selected_query = query.index_select(0, torch.div(positions, steps, rounding_mode="floor"))
         selected_scores = self._score(selected_query, selected_keys)
-        return scores.index_put((positions,), selected_scores).view(batch, steps)
+        return scores.index_put((positions[:real],), selected_scores[:real]).view(batch, steps)
 
     def _score(self, query: Tensor, keys: Tensor) -> Tensor:
         """Score aligned ``(N, K)`` query/key rows -> ``(N,)``.

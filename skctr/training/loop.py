@@ -107,9 +107,10 @@ PREDICT_CHUNK = 4096
 #: Every forward pass of :func:`predict_logits` has a multiple of this many rows (the last
 #: one is padded), so a row's prediction does not depend on how many other rows are scored
 #: with it: float32 matrix kernels pick another summation order for a single row (a
-#: matrix-vector kernel) than for a block. From 8 rows on, every model but DIN gave the same
-#: bits as in a block of 4096 here (tests/test_estimators.py checks 32); 32 rather than 256
-#: makes scoring one row 3x faster (DeepFM: 2.1 -> 0.7 ms).
+#: matrix-vector kernel) than for a block. From 8 rows on, every model gave the same bits
+#: as in a block of 4096 here (tests/test_estimators.py checks 32; DIN's attention unit pads
+#: its own item count likewise); 32 rather than 256 makes scoring one row 3x faster
+#: (DeepFM: 2.1 -> 0.7 ms).
 PREDICT_PAD = 32
 
 

@@ -236,3 +236,15 @@ def test_local_activation_unit_folded_first_layer_has_the_literal_gradients():
     reference = torch.autograd.grad(literal.square().sum(), params)
     for a, b in zip(ours, reference, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_local_activation_unit_eval_scores_do_not_depend_on_the_other_rows():
+    torch.manual_seed(0)
+    unit = LocalActivationUnit(32, hidden_units=(64, 16), activation="dice").eval()
+    query, keys = torch.randn(4096, 32), torch.randn(4096, 50, 32)
+    mask = torch.arange(50) < torch.randint(0, 51, (4096, 1))
+    full = unit(query, keys, mask)
+    for rows in (slice(0, 1), slice(5, 9), slice(3, 1003), slice(100, 2177)):
+        torch.testing.assert_close(
+            unit(query[rows], keys[rows], mask[rows]), full[rows], rtol=0, atol=0
+        )
