@@ -83,8 +83,8 @@ def as_frame(X: Any, owner: str) -> pd.DataFrame:
             f"{owner}: duplicate column names {dups}; columns are matched by name, so each "
             "name must be unique: rename or drop the duplicates."
         )
-    for col in frame.columns:
-        if pd.api.types.is_complex_dtype(frame[col].dtype):
+    for col, dtype in frame.dtypes.items():  # dtypes, not frame[col]: no Series built
+        if pd.api.types.is_complex_dtype(dtype):
             raise ValueError(f"Complex data not supported: column {col!r} given to {owner}.")
     return frame
 
@@ -811,6 +811,10 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def _numeric(self, series: pd.Series, name: str) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiu":
+            values = series.to_numpy(dtype=np.float64, copy=True)  # already numbers
+            values[~np.isfinite(values)] = np.nan
+            return values
         try:
             values = pd.to_numeric(series, errors="raise")
         except (ValueError, TypeError) as exc:
