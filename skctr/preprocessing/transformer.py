@@ -146,7 +146,7 @@ class _Vocabulary:
 
     def encode(self, values: pd.Series) -> np.ndarray:
         """Codes (int64) of ``values``; missing ones get the missing code (OOV if unseen)."""
-        missing = values.isna().to_numpy()
+        missing = np.asarray(values.array.isna(), dtype=bool)  # no new Series
         if self.hash_buckets is not None:
             hashed = hash_values(values)
             codes = (hashed % np.uint64(self.hash_buckets)).astype(np.int64) + NUM_RESERVED
