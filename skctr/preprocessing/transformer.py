@@ -621,7 +621,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> EncodedBatch:
-        """Fit on ``X`` and encode it; each sequence column is split into items once.
+        """Fit on ``X`` and encode it; each sequence and dense column is parsed once.
 
         Parameters
         ----------
@@ -637,20 +637,20 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         EncodedBatch
             What ``fit(X).transform(X)`` returns.
         """
-        self._split_cache: dict[str, tuple[pd.Series, np.ndarray]] | None = {}
+        self._fit_cache: dict[tuple[str, str], Any] | None = {}
         try:
             return self.fit(X, y).transform(X)
         finally:
-            self._split_cache = None
+            self._fit_cache = None
 
     def _split(self, series: pd.Series, name: str) -> tuple[pd.Series, np.ndarray]:
         """:func:`_split_sequences`, remembered within one :meth:`fit_transform` call."""
-        cache = getattr(self, "_split_cache", None)
-        if cache is not None and name in cache:
-            return cache[name]
+        cache = getattr(self, "_fit_cache", None)
+        if cache is not None and ("split", name) in cache:
+            return cache["split", name]
         result = _split_sequences(series, self.sequence_separator, name)
         if cache is not None:
-            cache[name] = result
+            cache["split", name] = result
         return result
 
     def _resolve_kinds(self, frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, str | None]]:
@@ -759,9 +759,14 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 if target == name and len(seq_items[seq_name]):
                     extra = seq_items[seq_name]
                     if pd.api.types.is_numeric_dtype(col.dtype):
-                        extra = _to_numbers(extra).dropna()
-                        if pd.api.types.is_integer_dtype(col.dtype) and len(extra):
-                            extra = extra.astype(col.dtype)
+                        extra = _to_numbers(extra)
+                        as_float = extra.to_numpy(dtype=np.float64, na_value=np.nan)
+                        keep = np.isfinite(as_float)  # "inf" in a history is no id
+                        if pd.api.types.is_integer_dtype(col.dtype):
+                            keep &= as_float == np.floor(np.where(keep, as_float, 0.0))
+                            extra = extra[keep].astype(col.dtype)
+                        else:
+                            extra = extra[keep]
                     counts = counts.add(extra.value_counts(sort=False), fill_value=0)
             self._vocabs[name] = _fit_vocabulary(
                 counts,
@@ -831,11 +836,12 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return values
 
     def _dense_values(self, series: pd.Series, name: str) -> np.ndarray:
-        """A dense column as float64, non-finite values as NaN, log-transformed if fitted so."""
-        return self._logged(self._numeric(series, name), name)
-
-    def _logged(self, values: np.ndarray, name: str) -> np.ndarray:
-        """``values`` of dense column ``name``, log-transformed if fitted so."""
+        """A dense column as float64, non-finite values as NaN, log-transformed if fitted so
+        (remembered from fit within one :meth:`fit_transform` call)."""
+        cache = getattr(self, "_fit_cache", None)
+        if cache is not None and ("dense", name) in cache:
+            return cache["dense", name]
+        values = self._numeric(series, name)
         # Files written before the per-column decision lack "log": the parameter decided.
         if self._dense_stats[name].get("log", self.log_transform is True):
             return _signed_log(values)
@@ -850,7 +856,11 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         else:
             log = bool(self.log_transform)
         if log:
-            finite = _signed_log(finite)
+            values = _signed_log(values)  # NaN stays NaN
+            finite = values[~np.isnan(values)]
+        cache = getattr(self, "_fit_cache", None)
+        if cache is not None:  # within fit_transform: transform reuses the values
+            cache["dense", name] = values
         stats: dict[str, Any] = {
             "edges": None,
             "log": bool(log),
@@ -917,10 +927,9 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 if stats["indicator"]:
                     missing.append(np.isnan(self._numeric(column(name), name)))
                 continue
-            values = self._numeric(column(name), name)  # NaN where missing or not finite
+            values = self._dense_values(column(name), name)  # NaN: missing or not finite
             if stats["indicator"]:
                 missing.append(np.isnan(values))
-            values = self._logged(values, name)
             with np.errstate(over="ignore"):
                 values = (values - stats["shift"]) / stats["scale"]
             values = np.clip(values, -DENSE_CLIP, DENSE_CLIP)

@@ -432,3 +432,11 @@ def test_log_transform_auto_decides_on_a_sample_of_long_columns():
     out = enc.transform(X.iloc[:5]).dense[:, 0]
     expected = (logged[:5] - logged.mean()) / logged.std()  # the full column's statistics
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_and_fractional_history_items_of_an_integer_vocabulary_are_not_ids():
+    X = pd.DataFrame({"a": [1, 2, 3], "hist_a": ["1|inf", "INF|2", "2.5|3"]})
+    enc = CTRFeatureTransformer(sparse_features=["a"], sequence_features=["hist_a"]).fit(X)
+    assert enc.schema_.sparse[0].vocab_size == NUM_RESERVED + 3  # 1, 2 and 3 only
+    codes = enc.transform(X).sequences[0]
+    assert (codes[:, :2] != 0).all() and codes[0, 1] == codes[1, 0]  # inf -> OOV both times
