@@ -308,7 +308,7 @@ class LocalActivationUnit(nn.Module):
             # score a multiple of _EVAL_PAD items (repeats of the first), so that the matrix
             # kernels, whose summation order can depend on the row count, and hence a row's
             # score do not depend on how many items the other rows of the batch have
-            fill = positions.new_full((_EVAL_PAD - real % _EVAL_PAD,), int(positions[0]))
+            fill = positions[:1].expand(_EVAL_PAD - real % _EVAL_PAD)  # no device sync
             positions = torch.cat([positions, fill])
         selected_keys = keys.reshape(-1, k).index_select(0, positions)
         selected_query = query.index_select(0, torch.div(positions, steps, rounding_mode="floor"))

@@ -817,11 +817,18 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.to_numpy(dtype=np.float64, na_value=np.nan)
         if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiu":
-            values = series.to_numpy(dtype=np.float64, copy=True)  # already numbers
-            values[~np.isfinite(values)] = np.nan
-            return values
+            numeric = series  # already numbers: no pd.to_numeric
+        else:
+            numeric = self._to_numeric(series, name)
+        values = np.array(numeric.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        values[~np.isfinite(values)] = np.nan
+        return values
+
+    @staticmethod
+    def _to_numeric(series: pd.Series, name: str) -> pd.Series:
+        """``pd.to_numeric`` of a dense column, with an error naming it."""
         try:
-            values = pd.to_numeric(series, errors="raise")
+            return pd.to_numeric(series, errors="raise")
         except (ValueError, TypeError) as exc:
             bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
             example = bad.iloc[0] if len(bad) else "?"
@@ -830,10 +837,6 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 f"{example!r} (dtype {series.dtype}). Declare it in sparse_features if it is "
                 "categorical, or clean the values."
             ) from exc
-        values = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-        values = values.copy()
-        values[~np.isfinite(values)] = np.nan
-        return values
 
     def _dense_values(self, series: pd.Series, name: str) -> np.ndarray:
         """A dense column as float64, non-finite values as NaN, log-transformed if fitted so
@@ -913,21 +916,28 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 series[name] = frame[columns[name]]
             return series[name]
 
+        numbers: dict[str, np.ndarray] = {}
+
+        def parsed(name: str) -> np.ndarray:  # a dense column's values, parsed once
+            if name not in numbers:
+                numbers[name] = self._dense_values(column(name), name)
+            return numbers[name]
+
         sparse = np.empty((n, len(schema.sparse)), dtype=np.int64)
         for j, f in enumerate(schema.sparse):
             if f.name in self._vocabs:
                 sparse[:, j] = self._vocabs[f.name].encode(column(f.name))
             else:
-                sparse[:, j] = self._bin(column(f.name), f.name)
+                sparse[:, j] = self._bin(parsed(f.name), f.name)
         dense = np.empty((n, len(schema.dense)), dtype=np.float32)
         j = 0
         missing = []  # one mask per dense column with an indicator, in order
         for name, stats in self._dense_stats.items():
+            values = parsed(name)  # NaN where missing or not finite
             if stats["edges"] is not None:
                 if stats["indicator"]:
-                    missing.append(np.isnan(self._numeric(column(name), name)))
+                    missing.append(np.isnan(values))
                 continue
-            values = self._dense_values(column(name), name)  # NaN: missing or not finite
             if stats["indicator"]:
                 missing.append(np.isnan(values))
             with np.errstate(over="ignore"):
@@ -973,9 +983,9 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         validate_data(self, X, reset=False, skip_check_array=True)
         return {name: frame.columns[i] for i, name in enumerate(self._columns)}
 
-    def _bin(self, series: pd.Series, name: str) -> np.ndarray:
+    def _bin(self, values: np.ndarray, name: str) -> np.ndarray:
+        """Quantile-bin codes of a binned dense column's parsed ``values``."""
         stats = self._dense_stats[name]
-        values = self._dense_values(series, name)
         codes = np.searchsorted(stats["edges"], values, side="right") + NUM_RESERVED
         missing = np.isnan(values)
         codes[missing] = MISSING if stats["has_missing"] else OOV
