@@ -411,6 +411,72 @@ class CrossNetwork(nn.Module):
         )
 
 
+# Bytes of outer-product maps one block of rows of a CIN layer holds: small enough to stay in
+# cache between being built and being consumed by the GEMM (a few MiB of L2/L3 on a CPU), large
+# enough that each GEMM is efficient. On CUDA, blocks only bound the scratch memory.
+_CIN_BLOCK_BYTES = {"cpu": 4 << 20, "cuda": 256 << 20}
+
+
+def _cin_block_rows(rows: int, width: int, tensor: Tensor) -> int:
+    """Rows per block for a CIN layer whose outer-product rows have ``width`` entries."""
+    budget = _CIN_BLOCK_BYTES.get(tensor.device.type, _CIN_BLOCK_BYTES["cuda"])
+    return max(1, min(rows, budget // (width * tensor.element_size())))
+
+
+class _CINLayer(torch.autograd.Function):
+    r"""One CIN layer's linear map, ``z_n W^T`` with ``z_n = vec(h_n x_n^T)``, block by block.
+
+    ``hidden`` is ``(N, H)``, ``x`` is ``(N, m)`` and ``weight`` is ``(H_k, H m)``; row ``n``
+    of the output is ``W z_n`` where ``z_n[i m + j] = h_{n,i} x_{n,j}``. Autograd over the
+    plain expression keeps the whole ``(N, H m)`` outer-product tensor (for ``H = 128,
+    m = 26`` and ``N = 4096 * 16`` rows: 870 MiB) alive from the forward to the backward pass
+    and streams it through memory several times. Here each block of rows builds its products,
+    uses them while they are in cache and drops them; the backward pass rebuilds them
+    (an elementwise product, cheap next to the GEMMs). The arithmetic is the same sums,
+    so results agree with the plain expression to rounding.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, hidden: Tensor, x: Tensor, weight: Tensor) -> Tensor:
+        rows, width = hidden.shape
+        fields = x.shape[1]
+        block = _cin_block_rows(rows, width * fields, hidden)
+        out = hidden.new_empty(rows, weight.shape[0])
+        weight_t = weight.t()
+        for start in range(0, rows, block):
+            h, f = hidden[start : start + block], x[start : start + block]
+            z = (h.unsqueeze(2) * f.unsqueeze(1)).view(h.shape[0], width * fields)
+            torch.mm(z, weight_t, out=out[start : start + block])
+        ctx.save_for_backward(hidden, x, weight)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        hidden, x, weight = ctx.saved_tensors
+        need_h, need_x, need_w = ctx.needs_input_grad
+        rows, width = hidden.shape
+        fields = x.shape[1]
+        block = _cin_block_rows(rows, width * fields, hidden)
+        grad = grad.contiguous()
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_x = torch.empty_like(x) if need_x else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        for start in range(0, rows, block):
+            stop = start + block
+            h, f, g = hidden[start:stop], x[start:stop], grad[start:stop]
+            if grad_w is not None:
+                z = (h.unsqueeze(2) * f.unsqueeze(1)).view(h.shape[0], width * fields)
+                grad_w.addmm_(g.t(), z)
+            if grad_h is not None or grad_x is not None:
+                grad_z = torch.mm(g, weight).view(-1, width, fields)  # (n, H, m)
+                if grad_h is not None:
+                    torch.bmm(grad_z, f.unsqueeze(2), out=grad_h[start:stop].unsqueeze(2))
+                if grad_x is not None:
+                    torch.bmm(h.unsqueeze(1), grad_z, out=grad_x[start:stop].unsqueeze(1))
+        return grad_h, grad_x, grad_w
+
+
 class CIN(nn.Module):
     r"""Compressed Interaction Network of xDeepFM.
 
@@ -518,22 +584,20 @@ class CIN(nn.Module):
         _check_fields_input(self, x, self.num_fields)
         batch, _, dim = x.shape
         pooled: list[Tensor] = []
-        # embedding axis first, (B, D, m): each of the B * D positions is one row of a GEMM
-        xt = x.transpose(1, 2)
+        # embedding axis first: each of the B * D positions is one row, (B * D, m)
+        xt = x.transpose(1, 2).reshape(batch * dim, -1)
         hidden = xt
         for weight, act, next_size in zip(
             self.weights, self.activations, self._next_sizes, strict=True
         ):
-            # (B, D, H, 1) * (B, D, 1, m) -> (B * D, H * m): all H * m Hadamard products,
-            # channel h * m + i as in the paper's z^{k+1}
-            z = (hidden.unsqueeze(-1) * xt.unsqueeze(-2)).reshape(batch * dim, -1)
-            # the paper's 1x1 convolution as one (B * D, H * m) x (H * m, H_k) GEMM, where a
-            # batched matmul would run B small, skinny products
-            maps = act(z @ weight.t()).view(batch, dim, -1)  # (B, D, H_k)
+            # the paper's 1x1 convolution over the H * m Hadamard products (channel h * m + i
+            # as in its z^{k+1}) as (B * D, H * m) x (H * m, H_k) GEMMs over blocks of rows
+            maps = act(_CINLayer.apply(hidden, xt, weight)).view(batch, dim, -1)  # (B, D, H_k)
             if next_size == maps.shape[2]:
                 hidden, kept = maps, maps
             else:
                 hidden, kept = maps[..., :next_size], maps[..., next_size:]
+            hidden = hidden.reshape(batch * dim, -1)
             pooled.append(kept.sum(dim=1))
         return torch.cat(pooled, dim=1)
 

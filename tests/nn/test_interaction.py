@@ -10,6 +10,7 @@ from skctr.nn import (
     FactorizationMachine,
     InnerProduct,
     OuterProduct,
+    interaction,
     pairwise_indices,
 )
 
@@ -250,6 +251,39 @@ def test_cin_per_map_activations(activation):
     assert out.shape == (5, cin.output_dim)
     out.sum().backward()
     assert x.grad is not None
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4 * 9 * 8, 1 << 30])
+def test_cin_blocked_layers_match_naive_values_and_gradients(monkeypatch, block_bytes):
+    # B * D = 15 rows in blocks of 1 row; of 4 rows in layer 1 (9 float64 products per row)
+    # and 6 in layer 2 (2 * 3 per row), both with a partial last block; or all in one block:
+    # every split gives the explicit-loop values and gradients
+    monkeypatch.setitem(interaction._CIN_BLOCK_BYTES, "cpu", block_bytes)
+    cin = CIN(3, (4, 3)).double()
+    x = rand(3, 3, 5).requires_grad_(True)
+    out = cin(x)
+    expected = naive_cin(x, cin)
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=0)
+    weight = torch.randn_like(out)
+    got = torch.autograd.grad((out * weight).sum(), [x, *cin.weights])
+    want = torch.autograd.grad((expected * weight).sum(), [x, *cin.weights])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_cin_layer_function_gradcheck_and_partial_gradients(monkeypatch):
+    monkeypatch.setitem(interaction._CIN_BLOCK_BYTES, "cpu", 8 * 6 * 2)  # blocks of 2 rows
+    hidden, x, weight = rand(5, 3), rand(5, 2), rand(4, 6)
+    for needs in [
+        (True, True, True),
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]:
+        args = [
+            t.detach().requires_grad_(r) for t, r in zip((hidden, x, weight), needs, strict=True)
+        ]
+        assert torch.autograd.gradcheck(interaction._CINLayer.apply, args)
 
 
 def test_cin_backward():
