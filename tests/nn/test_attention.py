@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from skctr.nn import AFMAttention, InteractingLayer, LocalActivationUnit
+from skctr.nn import AFMAttention, InteractingLayer, LocalActivationUnit, attention
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +129,38 @@ def test_interacting_layer_matches_per_head_loop(
     with torch.no_grad():
         expected = naive_interacting(x, layer)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("use_residual", [True, False])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_interacting_layer_gradients_match_autograd_of_the_formula(use_residual, scaled):
+    # the layer's hand-written attention backward against autograd through the plain formula
+    layer = InteractingLayer(
+        4, attention_dim=3, num_heads=2, use_residual=use_residual, scaled=scaled
+    ).double()
+    x = rand(3, 5, 4).requires_grad_(True)
+
+    def reference(x):
+        def heads(t):
+            return t.view(3, 5, 2, 3).transpose(1, 2)
+
+        q, k, v = heads(layer.query(x)), heads(layer.key(x)), heads(layer.value(x))
+        scores = q @ k.transpose(-1, -2) / (math.sqrt(3) if scaled else 1.0)
+        out = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(3, 5, 6)
+        return torch.relu(out + layer.residual(x) if use_residual else out)
+
+    weight = rand(3, 5, 6)
+    params = [x, *layer.parameters()]
+    got = torch.autograd.grad((layer(x) * weight).sum(), params)
+    want = torch.autograd.grad((reference(x) * weight).sum(), params)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.3])
+def test_softmax_attention_function_gradcheck(scale):
+    qkv = rand(3, 4, 5, 2).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: attention._SoftmaxAttention.apply(t, scale), (qkv,))
 
 
 def test_interacting_layers_stack_and_backward():
