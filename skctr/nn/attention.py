@@ -93,48 +93,52 @@ class AFMAttention(nn.Module):
 
 
 class _SoftmaxAttention(torch.autograd.Function):
-    r"""``softmax(scale * q k^T) v`` over many short sequences, with its closed-form gradient.
+    r"""Self-attention over many short sequences, feature-major, with its closed-form gradient.
 
-    Takes ``qkv`` of shape ``(3, N, L, d)`` (queries, keys and values of ``N`` problems) and
-    returns ``(N, L, d)``. With :math:`P = \mathrm{softmax}(s\,QK^T)` and output gradient
-    :math:`G`: :math:`dV = P^T G`, :math:`dS = P \odot (G V^T - \mathrm{rowsum}(P \odot G
-    V^T))`, :math:`dQ = s\,dS\,K`, :math:`dK = s\,dS^T Q`, each one batched matrix product
-    on contiguous operands, written straight into one ``(3, N, L, d)`` gradient. For the few
-    fields of a CTR model (``L`` in the tens, ``d`` about 8) this is about 1.6x faster forward
-    and backward on a CPU than ``scaled_dot_product_attention``, whose kernels tile for long
-    sequences; autograd over the same expression is slower still (it zero-fills a full-size
-    gradient for each of q, k, v, and ``bmm`` on strided head views copies matrix by matrix).
+    Takes ``qkv_t`` of shape ``(3, N, d, L)``: the transposed queries, keys and values
+    :math:`Q^T, K^T, V^T` of ``N`` problems of ``L`` positions, and returns
+    :math:`O^T = V^T P^T` of shape ``(N, d, L)`` with :math:`P = \mathrm{softmax}(s\,QK^T)`
+    (rows normalised). With :math:`G = dO`:
+    :math:`dV^T = G^T P`, :math:`dP^T = V G^T`, :math:`dS = P \odot (dP - \mathrm{rowsum}(P
+    \odot dP))`, :math:`dQ^T = s\,K^T dS^T`, :math:`dK^T = s\,Q^T dS`, each one batched
+    matrix product written straight into one ``(3, N, d, L)`` gradient.
+
+    The layout is chosen for speed on a CPU at the sizes of CTR models (``L`` in the tens of
+    fields, ``d`` about 8): products whose output is ``d x L`` run about 1.8x faster than the
+    same products with a tall ``L x d`` output, and the softmax runs across rows of
+    :math:`S^T` faster than along the short last axis. Together about 1.6x faster forward and
+    backward than ``scaled_dot_product_attention``, whose kernels tile for long sequences;
+    autograd over the same expression is slower still (it zero-fills a full-size gradient for
+    each of q, k, v, and ``bmm`` on strided head views copies matrix by matrix).
     """
 
     @staticmethod
-    def forward(ctx: Any, qkv: Tensor, scale: float) -> Tensor:
-        qkv = qkv.contiguous()
-        q, k, v = qkv.unbind(0)
-        # transposed scores (N, L_k, L_q), normalised over dim 1: a softmax across rows runs
-        # faster than along the short last axis
-        scores_t = torch.bmm(k, q.transpose(1, 2))
+    def forward(ctx: Any, qkv_t: Tensor, scale: float) -> Tensor:
+        qkv_t = qkv_t.contiguous()
+        q_t, k_t, v_t = qkv_t.unbind(0)
+        scores_t = torch.bmm(k_t.transpose(1, 2), q_t)  # S^T, (N, L_k, L_q)
         if scale != 1.0:
             scores_t.mul_(scale)
-        weights_t = torch.softmax(scores_t, dim=1)
-        ctx.save_for_backward(qkv, weights_t)
+        weights_t = torch.softmax(scores_t, dim=1)  # P^T
+        ctx.save_for_backward(qkv_t, weights_t)
         ctx.scale = scale
-        return torch.bmm(weights_t.transpose(1, 2), v)
+        return torch.bmm(v_t, weights_t)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        qkv, weights_t = ctx.saved_tensors
-        q, k, v = qkv.unbind(0)
-        grad = grad.contiguous()
-        grad_qkv = torch.empty_like(qkv)
-        torch.bmm(weights_t, grad, out=grad_qkv[2])
-        grad_weights_t = torch.bmm(v, grad.transpose(1, 2))
-        grad_scores_t = torch._softmax_backward_data(grad_weights_t, weights_t, 1, q.dtype)
+    def backward(ctx: Any, grad_t: Tensor) -> tuple[Tensor, None]:
+        qkv_t, weights_t = ctx.saved_tensors
+        q_t, k_t, v_t = qkv_t.unbind(0)
+        grad_t = grad_t.contiguous()  # G^T, (N, d, L_q)
+        grad_qkv_t = torch.empty_like(qkv_t)
+        torch.bmm(grad_t, weights_t.transpose(1, 2), out=grad_qkv_t[2])
+        grad_weights_t = torch.bmm(v_t.transpose(1, 2), grad_t)  # dP^T
+        grad_scores_t = torch._softmax_backward_data(grad_weights_t, weights_t, 1, q_t.dtype)
         if ctx.scale != 1.0:
             grad_scores_t.mul_(ctx.scale)
-        torch.bmm(grad_scores_t.transpose(1, 2), k, out=grad_qkv[0])
-        torch.bmm(grad_scores_t, q, out=grad_qkv[1])
-        return grad_qkv, None
+        torch.bmm(k_t, grad_scores_t, out=grad_qkv_t[0])
+        torch.bmm(q_t, grad_scores_t.transpose(1, 2), out=grad_qkv_t[1])
+        return grad_qkv_t, None
 
 
 class InteractingLayer(nn.Module):
@@ -231,15 +235,16 @@ class InteractingLayer(nn.Module):
         projected = F.linear(x, torch.cat(projections))
         if self.residual is not None:
             projected, residual = projected.split([3 * width, width], dim=-1)
-        # (B, F, 3, H, d') -> (3, B * H, F, d'): each (row, head) is one attention problem
-        qkv = (
+        # (B, F, 3, H, d') -> (3, B * H, d', F): each (row, head) is one attention problem,
+        # held transposed (see _SoftmaxAttention)
+        qkv_t = (
             projected.reshape(batch, fields, 3, heads, self.attention_dim)
-            .permute(2, 0, 3, 1, 4)
-            .reshape(3, batch * heads, fields, self.attention_dim)
+            .permute(2, 0, 3, 4, 1)
+            .reshape(3, batch * heads, self.attention_dim, fields)
         )
         scale = 1.0 / math.sqrt(self.attention_dim) if self.scaled else 1.0
-        attended = _SoftmaxAttention.apply(qkv, scale)
-        out = attended.view(batch, heads, fields, self.attention_dim).transpose(1, 2)
+        attended_t = _SoftmaxAttention.apply(qkv_t, scale)  # (B * H, d', F)
+        out = attended_t.view(batch, heads, self.attention_dim, fields).permute(0, 3, 1, 2)
         out = out.reshape(batch, fields, width)
         if self.residual is not None:
             out = out + residual
