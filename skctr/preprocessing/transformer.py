@@ -155,6 +155,18 @@ class _Vocabulary:
         codes[missing] = MISSING if self.has_missing else OOV
         return codes
 
+    def encode_factorized(self, positions: np.ndarray, uniques: pd.Index) -> np.ndarray:
+        """Codes of a column given as :func:`pandas.factorize` gives it.
+
+        ``positions`` index into the distinct values ``uniques`` (-1 where missing). Each
+        distinct value is encoded once and the codes are gathered: the same codes as
+        :meth:`encode` of the column, without hashing its rows a second time.
+        """
+        per_value = self.encode(pd.Series(uniques, copy=False))
+        # the missing code last, where position -1 picks it
+        table = np.append(per_value, MISSING if self.has_missing else OOV).astype(np.int64)
+        return table[positions]
+
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -754,7 +766,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             if kind != "sparse":
                 continue
             col = frame[self._columns[name]]
-            counts = col.value_counts(dropna=True, sort=False)
+            counts, has_missing = self._count_categories(col, name)
             for seq_name, target in shares.items():
                 if target == name and len(seq_items[seq_name]):
                     extra = seq_items[seq_name]
@@ -770,7 +782,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                     counts = counts.add(extra.value_counts(sort=False), fill_value=0)
             self._vocabs[name] = _fit_vocabulary(
                 counts,
-                bool(col.isna().any()),
+                has_missing,
                 hash_buckets=self._param_for(self.hash_buckets, name, None),
                 **vocab_params,
             )
@@ -812,6 +824,32 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             for name, target in shares.items()
         ]
         self.schema_ = FeatureSchema(tuple(sparse), tuple(dense), tuple(sequence))
+
+    def _count_categories(self, col: pd.Series, name: str) -> tuple[pd.Series, bool]:
+        """Count of each distinct non-missing value (in order of first appearance) and
+        whether any value is missing.
+
+        Within :meth:`fit_transform` the column is factorised once and :meth:`transform`
+        gathers its codes from the factorisation: hashing the rows once, where counting and
+        then looking the rows up would hash them twice (and test them for missing values
+        three times).
+        """
+        cache = getattr(self, "_fit_cache", None)
+        if cache is None or isinstance(col.dtype, pd.CategoricalDtype):
+            # a categorical's value_counts lists its categories in their own order
+            return col.value_counts(dropna=True, sort=False), bool(col.isna().any())
+        positions, uniques = pd.factorize(col, use_na_sentinel=True)
+        cache["factorized", name] = positions, uniques
+        present = positions[positions >= 0]
+        counts = np.bincount(present, minlength=len(uniques))
+        return pd.Series(counts, index=uniques), len(present) < len(positions)
+
+    def _sparse_codes(self, col: pd.Series, name: str) -> np.ndarray:
+        """Codes of a sparse column, from its factorisation when :meth:`fit` left one."""
+        cache = getattr(self, "_fit_cache", None)
+        if cache is not None and ("factorized", name) in cache:
+            return self._vocabs[name].encode_factorized(*cache["factorized", name])
+        return self._vocabs[name].encode(col)
 
     def _numeric(self, series: pd.Series, name: str) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
@@ -926,7 +964,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         sparse = np.empty((n, len(schema.sparse)), dtype=np.int64)
         for j, f in enumerate(schema.sparse):
             if f.name in self._vocabs:
-                sparse[:, j] = self._vocabs[f.name].encode(column(f.name))
+                sparse[:, j] = self._sparse_codes(column(f.name), f.name)
             else:
                 sparse[:, j] = self._bin(parsed(f.name), f.name)
         dense = np.empty((n, len(schema.dense)), dtype=np.float32)

@@ -230,6 +230,26 @@ def test_transform_of_train_equals_fit_transform_and_names_match(frame):
     assert len(enc.get_feature_names_out()) == a.shape[1]
 
 
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Series([None, None], dtype="str"),  # nothing but missing values: no categories
+        pd.Series(["b", None, "a", "b", "a", "c"], dtype="str"),  # ties in first-seen order
+        pd.Series([3, 1, 3, 2], dtype=np.int64),
+        pd.Series([1, "1", 1.0, True, None, "x"], dtype=object),  # 1 == 1.0 == True
+        pd.Series(pd.Categorical(["y", "x", None, "y"], categories=["z", "x", "y"])),
+    ],
+)
+def test_fit_transform_codes_equal_fit_then_transform(column):
+    # fit_transform counts a column from one factorisation, fit with value_counts
+    frame = pd.DataFrame({"c": column})
+    together = CTRFeatureTransformer(sparse_features=["c"]).fit_transform(frame).sparse
+    apart = CTRFeatureTransformer(sparse_features=["c"]).fit(frame).transform(frame).sparse
+    np.testing.assert_array_equal(together, apart)
+    if column.isna().all():
+        assert (together == MISSING).all()
+
+
 def test_output_rows_can_be_indexed_and_concatenated(frame):
     out = CTRFeatureTransformer().fit_transform(frame)
     part = out[np.array([0, 2])]

@@ -136,6 +136,9 @@ def test_fit_transform_never_fails_and_transform_reproduces_it(frame, params):
     fitted = enc.fit_transform(frame)
     _assert_well_formed(fitted, len(frame))
     _assert_same(enc.transform(frame), fitted)
+    # fit_transform counts categories from one factorisation, fit with value_counts: the
+    # vocabularies (order included) and codes must not depend on which path built them
+    _assert_same(CTRFeatureTransformer(**params).fit(frame).transform(frame), fitted)
 
 
 @SETTINGS
