@@ -355,9 +355,10 @@ class AutoIntClassifier(BaseCTRClassifier):
     Each interacting layer lets every field vector attend to all the others (``att_head_num``
     heads of width ``att_embedding_dim``, with a residual connection), so ``att_layer_num``
     stacked layers model interactions of growing order; the last layer's field vectors are
-    concatenated into a linear output. With the default ``hidden_units=()`` this is the
-    paper's AutoInt; non-empty ``hidden_units`` add an MLP on the embeddings whose logit is
-    summed in, the paper's AutoInt+. Sequence columns are pooled into one vector each.
+    concatenated into a linear output. With the default ``hidden_units=(256, 128)`` an MLP
+    on the embeddings runs next to the attention and its logit is summed in: the paper's
+    AutoInt+, its strongest variant; ``hidden_units=()`` is the paper's plain AutoInt.
+    Sequence columns are pooled into one vector each.
     Paper: Song et al., "AutoInt: Automatic Feature Interaction Learning via Self-Attentive
     Neural Networks", CIKM 2019 (arXiv:1810.11921).
 
@@ -371,7 +372,7 @@ class AutoIntClassifier(BaseCTRClassifier):
     >>> clf = AutoIntClassifier(att_layer_num=2, random_state=0).fit(X, y)
     >>> clf.predict_proba(X.head(2)).shape
     (2, 2)
-    >>> plus = AutoIntClassifier(hidden_units=(256, 128))  # AutoInt+
+    >>> plain = AutoIntClassifier(hidden_units=())  # the paper's AutoInt, no MLP
     """
 
     _core = AutoInt
@@ -379,11 +380,11 @@ class AutoIntClassifier(BaseCTRClassifier):
         EMBEDDING_DIM,
         Param(
             "hidden_units",
-            (),
+            (256, 128),
             [list, tuple],
             "tuple of int",
             """Widths of the hidden layers of an MLP run next to the attention layers, its
-            logit added (AutoInt+); ``()``, the default, is plain AutoInt.""",
+            logit added (AutoInt+, the default); ``()`` is the paper's plain AutoInt.""",
         ),
         *MODEL_PARAMS[2:],
         Param(

@@ -20,16 +20,18 @@ class AutoInt(nn.Module):
     ``e_m <- ReLU(concat_h sum_k softmax_k(<W_Q^h e_m, W_K^h e_k>) W_V^h e_k + W_res e_m)``,
     so ``L`` stacked layers model interactions up to order ``L + 1``; the final field
     vectors are concatenated and mapped to the logit by one linear layer. With non-empty
-    ``hidden_units`` an MLP on the embeddings runs in parallel and its logit is added: the
-    paper's AutoInt+. Song, Shi, Xiao, Duan, Xu, Zhang and Tang, "AutoInt: Automatic Feature
-    Interaction Learning via Self-Attentive Neural Networks", CIKM 2019 (arXiv:1810.11921).
+    ``hidden_units`` (the default) an MLP on the embeddings runs in parallel and its logit
+    is added: the paper's AutoInt+. Song, Shi, Xiao, Duan, Xu, Zhang and Tang, "AutoInt:
+    Automatic Feature Interaction Learning via Self-Attentive Neural Networks", CIKM 2019
+    (arXiv:1810.11921).
 
     Parameters
     ----------
     <schema>
     <embedding_dim>
-    hidden_units : sequence of int, default=()
-        Widths of the parallel MLP's hidden layers; ``()`` is plain AutoInt (no MLP).
+    hidden_units : sequence of int, default=(256, 128)
+        Widths of the parallel MLP's hidden layers (AutoInt+); ``()`` is plain AutoInt (no
+        MLP).
     <dropout>
     <activation>
     att_layer_num : int, default=3
@@ -54,7 +56,7 @@ class AutoInt(nn.Module):
         schema: FeatureSchema,
         *,
         embedding_dim: int = 8,
-        hidden_units: Sequence[int] = (),
+        hidden_units: Sequence[int] = (256, 128),
         dropout: float = 0.0,
         activation: str = "relu",
         att_layer_num: int = 3,

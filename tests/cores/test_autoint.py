@@ -41,9 +41,10 @@ def test_autoint_plus_adds_the_mlp_logit():
     torch.testing.assert_close(core(batch), attention + deep)
 
 
-def test_default_is_plain_autoint():
-    assert AutoIntClassifier().hidden_units == ()
-    assert AutoInt(SCHEMA).mlp is None
+def test_default_is_autoint_plus_and_empty_hidden_units_is_plain_autoint():
+    assert AutoIntClassifier().hidden_units == (256, 128)
+    assert AutoInt(SCHEMA).mlp is not None
+    assert AutoInt(SCHEMA, hidden_units=()).mlp is None
 
 
 def test_deterministic():
@@ -80,4 +81,4 @@ def test_interact_dense_false_keeps_dense_fields_out_of_the_attention():
 
 def test_interact_dense_false_without_an_mlp_is_refused():
     with pytest.raises(ValueError, match=r"interact_dense=False needs hidden_units.*'x'"):
-        AutoInt(SCHEMA, interact_dense=False)
+        AutoInt(SCHEMA, hidden_units=(), interact_dense=False)
