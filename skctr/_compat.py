@@ -1,12 +1,39 @@
-"""scikit-learn API that skctr relies on, kept in one place.
+"""scikit-learn and torch API that skctr relies on, kept in one place.
 
-Anything private, or whose location moved between scikit-learn releases, is imported here
-and nowhere else, so that a change in scikit-learn is fixed in one file.
+Anything private, or whose location moved between releases, is imported here and nowhere
+else, so that a change in scikit-learn or torch is fixed in one file.
 """
 
 from __future__ import annotations
 
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import validate_data
 
-__all__ = ["Interval", "StrOptions", "validate_data", "validate_params"]
+__all__ = ["Interval", "StrOptions", "autocast_dtype", "validate_data", "validate_params"]
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` runs matrix products in on ``device_type``, or None.
+
+    Custom autograd functions that write matrix products with ``out=`` bypass autocast;
+    they cast their inputs to this dtype themselves.
+
+    Parameters
+    ----------
+    device_type : str
+        ``"cpu"``, ``"cuda"``, ...
+
+    Returns
+    -------
+    torch.dtype or None
+        None when autocast is off for that device.
+    """
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        enabled = torch.is_autocast_enabled(device_type)
+        return torch.get_autocast_dtype(device_type) if enabled else None
+    if device_type == "cpu":
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    if device_type == "cuda":
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+    return None

@@ -48,7 +48,8 @@ class AutoInt(nn.Module):
     Notes
     -----
     ``forward(batch)``: E (B, F, K) -> layers (B, F, H * d') -> flatten (B, F * H * d') ->
-    logits (B,).
+    linear -> logits (B,), plus the MLP's logit (on the field vectors and raw dense values)
+    when ``hidden_units`` is non-empty.
     """
 
     def __init__(

@@ -110,26 +110,33 @@ class _SoftmaxAttention(torch.autograd.Function):
     backward than ``scaled_dot_product_attention``, whose kernels tile for long sequences;
     autograd over the same expression is slower still (it zero-fills a full-size gradient for
     each of q, k, v, and ``bmm`` on strided head views copies matrix by matrix).
+
+    Everything runs in the dtype of ``qkv_t`` (under autocast: the dtype autocast gave the
+    projections), the softmax accumulating in at least float32. Once differentiable: no
+    second derivatives.
     """
 
     @staticmethod
     def forward(ctx: Any, qkv_t: Tensor, scale: float) -> Tensor:
         qkv_t = qkv_t.contiguous()
-        q_t, k_t, v_t = qkv_t.unbind(0)
-        scores_t = torch.bmm(k_t.transpose(1, 2), q_t)  # S^T, (N, L_k, L_q)
-        if scale != 1.0:
-            scores_t.mul_(scale)
-        weights_t = torch.softmax(scores_t, dim=1)  # P^T
+        with torch.autocast(qkv_t.device.type, enabled=False):
+            q_t, k_t, v_t = qkv_t.unbind(0)
+            scores_t = torch.bmm(k_t.transpose(1, 2), q_t)  # S^T, (N, L_k, L_q)
+            if scale != 1.0:
+                scores_t.mul_(scale)
+            accumulate = torch.promote_types(qkv_t.dtype, torch.float32)
+            weights_t = torch.softmax(scores_t, dim=1, dtype=accumulate).to(qkv_t.dtype)  # P^T
+            out = torch.bmm(v_t, weights_t)
         ctx.save_for_backward(qkv_t, weights_t)
         ctx.scale = scale
-        return torch.bmm(v_t, weights_t)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_t: Tensor) -> tuple[Tensor, None]:
         qkv_t, weights_t = ctx.saved_tensors
         q_t, k_t, v_t = qkv_t.unbind(0)
-        grad_t = grad_t.contiguous()  # G^T, (N, d, L_q)
+        grad_t = grad_t.to(qkv_t.dtype).contiguous()  # G^T, (N, d, L_q)
         grad_qkv_t = torch.empty_like(qkv_t)
         torch.bmm(grad_t, weights_t.transpose(1, 2), out=grad_qkv_t[2])
         grad_weights_t = torch.bmm(v_t.transpose(1, 2), grad_t)  # dP^T
@@ -172,7 +179,9 @@ class InteractingLayer(nn.Module):
     Attributes
     ----------
     query, key, value : torch.nn.Linear
-        :math:`W_Q, W_K, W_V` of all heads, each ``K -> H d'`` without bias.
+        :math:`W_Q, W_K, W_V` of all heads, each ``K -> H d'`` without bias. They hold the
+        weights; :meth:`forward` applies all of them (and ``residual``) as one matrix
+        product of their concatenated weights, so hooks on these submodules do not run.
     residual : torch.nn.Linear or None
         :math:`W_{Res}`, ``K -> H d'`` without bias, if ``use_residual``.
     output_dim : int

@@ -633,7 +633,11 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> EncodedBatch:
-        """Fit on ``X`` and encode it; each sequence and dense column is parsed once.
+        """Fit on ``X`` and encode it, reading each column once.
+
+        Each sequence and dense column is parsed once and each sparse column hashed once
+        (factorised: its categories are counted and its codes gathered from one pass),
+        where ``fit(X).transform(X)`` would repeat that work; the result is the same.
 
         Parameters
         ----------
@@ -839,16 +843,19 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             # a categorical's value_counts lists its categories in their own order
             return col.value_counts(dropna=True, sort=False), bool(col.isna().any())
         positions, uniques = pd.factorize(col, use_na_sentinel=True)
+        if len(uniques) < 2**31 - 1:  # half the memory until transform has used them
+            positions = positions.astype(np.int32)
         cache["factorized", name] = positions, uniques
-        present = positions[positions >= 0]
-        counts = np.bincount(present, minlength=len(uniques))
-        return pd.Series(counts, index=uniques), len(present) < len(positions)
+        counts = np.bincount(positions + 1, minlength=len(uniques) + 1)  # [0]: missing
+        index = pd.Index(uniques, name=col.name)  # as value_counts names it
+        return pd.Series(counts[1:], index=index), bool(counts[0])
 
     def _sparse_codes(self, col: pd.Series, name: str) -> np.ndarray:
         """Codes of a sparse column, from its factorisation when :meth:`fit` left one."""
         cache = getattr(self, "_fit_cache", None)
         if cache is not None and ("factorized", name) in cache:
-            return self._vocabs[name].encode_factorized(*cache["factorized", name])
+            # used once: free the positions as soon as the codes exist
+            return self._vocabs[name].encode_factorized(*cache.pop(("factorized", name)))
         return self._vocabs[name].encode(col)
 
     def _numeric(self, series: pd.Series, name: str) -> np.ndarray:

@@ -163,6 +163,20 @@ def test_softmax_attention_function_gradcheck(scale):
     assert torch.autograd.gradcheck(lambda t: attention._SoftmaxAttention.apply(t, scale), (qkv,))
 
 
+def test_interacting_layer_under_autocast():
+    # autocast runs the projections in bf16; the attention then runs in bf16 throughout
+    # (its softmax accumulating in float32) and its backward gets matching dtypes
+    layer = InteractingLayer(4, attention_dim=3, num_heads=2)
+    x = torch.randn(3, 5, 4)
+    reference = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference, atol=0.05, rtol=0.05)
+    out.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
+
+
 def test_interacting_layers_stack_and_backward():
     first = InteractingLayer(4, attention_dim=3, num_heads=2)
     second = InteractingLayer(first.output_dim, attention_dim=3, num_heads=2)

@@ -243,11 +243,19 @@ def test_transform_of_train_equals_fit_transform_and_names_match(frame):
 def test_fit_transform_codes_equal_fit_then_transform(column):
     # fit_transform counts a column from one factorisation, fit with value_counts
     frame = pd.DataFrame({"c": column})
-    together = CTRFeatureTransformer(sparse_features=["c"]).fit_transform(frame).sparse
-    apart = CTRFeatureTransformer(sparse_features=["c"]).fit(frame).transform(frame).sparse
-    np.testing.assert_array_equal(together, apart)
+    one_pass = CTRFeatureTransformer(sparse_features=["c"])
+    two_pass = CTRFeatureTransformer(sparse_features=["c"]).fit(frame)
+    together = one_pass.fit_transform(frame).sparse
+    np.testing.assert_array_equal(together, two_pass.transform(frame).sparse)
     if column.isna().all():
         assert (together == MISSING).all()
+    # the same vocabulary (order, dtype and name included), so new rows get the same codes
+    pd.testing.assert_index_equal(
+        one_pass._vocabs["c"].categories, two_pass._vocabs["c"].categories
+    )
+    assert one_pass._vocabs["c"].has_missing == two_pass._vocabs["c"].has_missing
+    new = pd.DataFrame({"c": column.iloc[::-1].reset_index(drop=True)})
+    np.testing.assert_array_equal(one_pass.transform(new).sparse, two_pass.transform(new).sparse)
 
 
 def test_output_rows_can_be_indexed_and_concatenated(frame):
