@@ -144,14 +144,18 @@ class _Vocabulary:
         n = self.hash_buckets if self.hash_buckets is not None else len(self.categories)
         return NUM_RESERVED + n
 
-    def encode(self, values: pd.Series) -> np.ndarray:
-        """Codes (int64) of ``values``; missing ones get the missing code (OOV if unseen)."""
+    def encode(self, values: pd.Series, numbers: pd.Series | None = None) -> np.ndarray:
+        """Codes (int64) of ``values``; missing ones get the missing code (OOV if unseen).
+
+        ``numbers``, when given, is ``_to_numbers(values)`` already computed (textual ids
+        looked up in a numeric vocabulary are converted once per fit_transform).
+        """
         missing = np.asarray(values.array.isna(), dtype=bool)  # no new Series
         if self.hash_buckets is not None:
             hashed = hash_values(values)
             codes = (hashed % np.uint64(self.hash_buckets)).astype(np.int64) + NUM_RESERVED
         else:
-            codes = _lookup(self.categories, values)
+            codes = _lookup(self.categories, values, numbers)
         codes[missing] = MISSING if self.has_missing else OOV
         return codes
 
@@ -269,8 +273,13 @@ def hash_values(values: pd.Series) -> np.ndarray:
     return out
 
 
-def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
-    """Positions of ``values`` in ``categories`` shifted past the reserved codes; OOV if absent."""
+def _lookup(
+    categories: pd.Index, values: pd.Series, numbers: pd.Series | None = None
+) -> np.ndarray:
+    """Positions of ``values`` in ``categories`` shifted past the reserved codes; OOV if absent.
+
+    ``numbers`` is ``_to_numbers(values)`` if the caller has it already.
+    """
     if isinstance(values.dtype, pd.CategoricalDtype):
         per_category = _lookup(categories, pd.Series(values.cat.categories))
         cat_codes = values.cat.codes.to_numpy()
@@ -279,7 +288,7 @@ def _lookup(categories: pd.Index, values: pd.Series) -> np.ndarray:
         values.dtype
     ):
         # numeric vocabulary, textual values (e.g. "12|7" histories of integer item ids)
-        numeric = _to_numbers(values)
+        numeric = numbers if numbers is not None else _to_numbers(values)
         if not numeric.isna().all() or values.isna().all():
             values = numeric
     elif isinstance(categories.dtype, pd.StringDtype) and pd.api.types.is_integer_dtype(
@@ -759,6 +768,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             "min_frequency": self.min_frequency,
             "max_categories": self.max_categories,
         }
+        cache = getattr(self, "_fit_cache", None)
         seq_items: dict[str, pd.Series] = {}
         for name, kind in kinds.items():
             if kind == "sequence":
@@ -776,6 +786,8 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                     extra = seq_items[seq_name]
                     if pd.api.types.is_numeric_dtype(col.dtype):
                         extra = _to_numbers(extra)
+                        if cache is not None:  # transform looks the same items up
+                            cache["numbers", seq_name] = extra
                         as_float = extra.to_numpy(dtype=np.float64, na_value=np.nan)
                         keep = np.isfinite(as_float)  # "inf" in a history is no id
                         if pd.api.types.is_integer_dtype(col.dtype):
@@ -997,7 +1009,9 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         lengths = np.empty((n, len(schema.sequence)), dtype=np.int64)
         for j, f in enumerate(schema.sequence):
             items, raw_lengths = self._split(column(f.name), f.name)
-            codes = self._vocabs[f.shares or f.name].encode(items)
+            cache = getattr(self, "_fit_cache", None)
+            numbers = cache.pop(("numbers", f.name), None) if cache is not None else None
+            codes = self._vocabs[f.shares or f.name].encode(items, numbers)
             padded, lengths[:, j] = _pad_sequences(
                 codes, items.index.to_numpy(dtype=np.int64), raw_lengths, f.maxlen
             )

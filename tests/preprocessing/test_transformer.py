@@ -258,6 +258,22 @@ def test_fit_transform_codes_equal_fit_then_transform(column):
     np.testing.assert_array_equal(one_pass.transform(new).sparse, two_pass.transform(new).sparse)
 
 
+def test_fit_transform_of_textual_histories_of_integer_ids_equals_fit_then_transform():
+    # fit_transform converts the history items to numbers once, for counting and lookup
+    frame = pd.DataFrame(
+        {
+            "item": pd.Series([12, 7, 12, 3], dtype=np.int64),
+            "hist": ["12|7", None, "7|x|3|inf", "99|12"],
+        }
+    )
+    kinds = {"sparse_features": ["item"], "sequence_features": {"hist": "item"}}
+    together = CTRFeatureTransformer(**kinds).fit_transform(frame)
+    apart = CTRFeatureTransformer(**kinds).fit(frame).transform(frame)
+    np.testing.assert_array_equal(together.sequences[0], apart.sequences[0])
+    np.testing.assert_array_equal(together.sparse, apart.sparse)
+    assert (together.sequences[0][2, :3] > OOV).sum() == 2  # "x" and "inf" are no ids
+
+
 def test_output_rows_can_be_indexed_and_concatenated(frame):
     out = CTRFeatureTransformer().fit_transform(frame)
     part = out[np.array([0, 2])]
