@@ -27,10 +27,14 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     Returns
     -------
     torch.dtype or None
-        None when autocast is off for that device.
+        None when autocast is off for that device, or the device has no autocast (``meta``;
+        ``mps`` before torch 2.5).
     """
     if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
-        enabled = torch.is_autocast_enabled(device_type)
+        try:
+            enabled = torch.is_autocast_enabled(device_type)
+        except RuntimeError:  # a device type without autocast
+            return None
         return torch.get_autocast_dtype(device_type) if enabled else None
     if device_type == "cpu":
         return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None

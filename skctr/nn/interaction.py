@@ -589,7 +589,9 @@ class CIN(nn.Module):
         pooled: list[Tensor] = []
         # embedding axis first: each of the B * D positions is one row, (B * D, m)
         xt = x.transpose(1, 2).reshape(batch * dim, self.num_fields)
-        dtype = autocast_dtype(x.device.type)
+        # autocast casts float32 (not float64) matrix products; the blocked products use
+        # out=, which it does not see, so cast here as it would
+        dtype = autocast_dtype(x.device.type) if x.dtype != torch.float64 else None
         if dtype is not None:
             xt = xt.to(dtype)
         hidden = xt

@@ -1010,8 +1010,8 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         for j, f in enumerate(schema.sequence):
             items, raw_lengths = self._split(column(f.name), f.name)
             cache = getattr(self, "_fit_cache", None)
-            numbers = cache.pop(("numbers", f.name), None) if cache is not None else None
-            codes = self._vocabs[f.shares or f.name].encode(items, numbers)
+            seq_numbers = cache.pop(("numbers", f.name), None) if cache is not None else None
+            codes = self._vocabs[f.shares or f.name].encode(items, seq_numbers)
             padded, lengths[:, j] = _pad_sequences(
                 codes, items.index.to_numpy(dtype=np.int64), raw_lengths, f.maxlen
             )

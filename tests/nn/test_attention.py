@@ -177,6 +177,11 @@ def test_interacting_layer_under_autocast():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
 
 
+def test_interacting_layer_on_the_meta_device():
+    layer = InteractingLayer(4, attention_dim=3, num_heads=2).to("meta")
+    assert layer(torch.empty(3, 5, 4, device="meta")).shape == (3, 5, 6)
+
+
 def test_interacting_layers_stack_and_backward():
     first = InteractingLayer(4, attention_dim=3, num_heads=2)
     second = InteractingLayer(first.output_dim, attention_dim=3, num_heads=2)

@@ -301,6 +301,14 @@ def test_cin_under_autocast_runs_in_the_autocast_dtype(input_dtype):
     assert all(w.grad is not None and w.grad.dtype == torch.float32 for w in cin.weights)
 
 
+def test_cin_keeps_float64_under_autocast_and_runs_on_the_meta_device():
+    cin = CIN(3, (4, 2)).double()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cin(rand(2, 3, 5)).dtype == torch.float64  # autocast leaves float64 alone
+    meta = CIN(3, (4, 2)).to("meta")  # shape inference: no autocast on that device
+    assert meta(torch.empty(2, 3, 5, device="meta")).shape == (2, meta.output_dim)
+
+
 def test_cin_of_zero_rows():
     cin = CIN(3, (4, 2))
     assert cin(torch.zeros(0, 3, 5)).shape == (0, cin.output_dim)
