@@ -98,7 +98,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from sklearn.metrics import log_loss, roc_auc_score
 
     for name in args.datasets.split(","):
         data = quality.load_dataset(name)
@@ -118,8 +117,9 @@ def main() -> None:
                 )
                 clf.fit(data["X"].iloc[train], data["y"][train])
                 proba = clf.predict_proba(data["X"].iloc[test])[:, 1]
-                aucs.append(roc_auc_score(data["y"][test], proba))
-                losses.append(log_loss(data["y"][test], proba))
+                fold = quality.scores(data["y"][test], proba)
+                aucs.append(fold["auc"])
+                losses.append(fold["logloss"])
                 epochs.append(len(clf.history_))
             print(
                 f"{name:10s} {rule:8s} AUC {np.mean(aucs):.4f} logloss {np.mean(losses):.4f} "

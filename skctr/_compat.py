@@ -6,11 +6,20 @@ else, so that a change in scikit-learn or torch is fixed in one file.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import validate_data
 
-__all__ = ["Interval", "StrOptions", "autocast_dtype", "validate_data", "validate_params"]
+__all__ = [
+    "Interval",
+    "StrOptions",
+    "autocast_dtype",
+    "autocast_off",
+    "validate_data",
+    "validate_params",
+]
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -41,3 +50,23 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     if device_type == "cuda":
         return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
     return None
+
+
+def autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """A context in which autocast is off on ``device_type``.
+
+    ``torch.autocast(device_type, enabled=False)`` where autocast is on; a null context
+    elsewhere, since entering ``torch.autocast`` at all fails on devices without it.
+
+    Parameters
+    ----------
+    device_type : str
+        ``"cpu"``, ``"cuda"``, ...
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+    """
+    if autocast_dtype(device_type) is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, enabled=False)

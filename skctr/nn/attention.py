@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,7 +11,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from skctr._compat import autocast_dtype
+from skctr._compat import autocast_off
 from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence
 from skctr.nn.interaction import _check_fields_input, pairwise_indices
 from skctr.nn.mlp import MLP
@@ -121,10 +120,7 @@ class _SoftmaxAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, qkv_t: Tensor, scale: float) -> Tensor:
         qkv_t = qkv_t.contiguous()
-        device = qkv_t.device.type
-        # switch autocast off where it is on (entering it at all needs a device that has it)
-        inside_autocast = autocast_dtype(device) is not None
-        with torch.autocast(device, enabled=False) if inside_autocast else contextlib.nullcontext():
+        with autocast_off(qkv_t.device.type):  # compute in qkv_t's dtype
             q_t, k_t, v_t = qkv_t.unbind(0)
             scores_t = torch.bmm(k_t.transpose(1, 2), q_t)  # S^T, (N, L_k, L_q)
             if scale != 1.0:

@@ -424,6 +424,11 @@ def _cin_block_rows(rows: int, width: int, tensor: Tensor) -> int:
     return max(1, min(rows, budget // (width * tensor.element_size())))
 
 
+def _hadamard_rows(hidden: Tensor, x: Tensor) -> Tensor:
+    """All products ``hidden[n, i] * x[n, j]`` of each row, ``(n, H) x (n, m) -> (n, H m)``."""
+    return (hidden.unsqueeze(2) * x.unsqueeze(1)).flatten(1)
+
+
 class _CINLayer(torch.autograd.Function):
     r"""One CIN layer's linear map, ``z_n W^T`` with ``z_n = vec(h_n x_n^T)``, block by block.
 
@@ -441,16 +446,17 @@ class _CINLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, hidden: Tensor, x: Tensor, weight: Tensor) -> Tensor:
-        rows, width = hidden.shape
-        fields = x.shape[1]
-        block = _cin_block_rows(rows, width * fields, hidden)
+        rows = hidden.shape[0]
+        block = _cin_block_rows(rows, weight.shape[1], hidden)
         out = hidden.new_empty(rows, weight.shape[0])
         weight_t = weight.t()
         for start in range(0, rows, block):
-            h, f = hidden[start : start + block], x[start : start + block]
-            z = (h.unsqueeze(2) * f.unsqueeze(1)).view(h.shape[0], width * fields)
-            torch.mm(z, weight_t, out=out[start : start + block])
+            stop = start + block
+            torch.mm(
+                _hadamard_rows(hidden[start:stop], x[start:stop]), weight_t, out=out[start:stop]
+            )
         ctx.save_for_backward(hidden, x, weight)
+        ctx.block = block
         return out
 
     @staticmethod
@@ -459,8 +465,7 @@ class _CINLayer(torch.autograd.Function):
         hidden, x, weight = ctx.saved_tensors
         need_h, need_x, need_w = ctx.needs_input_grad
         rows, width = hidden.shape
-        fields = x.shape[1]
-        block = _cin_block_rows(rows, width * fields, hidden)
+        fields, block = x.shape[1], ctx.block
         grad = grad.contiguous()
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_x = torch.empty_like(x) if need_x else None
@@ -469,8 +474,7 @@ class _CINLayer(torch.autograd.Function):
             stop = start + block
             h, f, g = hidden[start:stop], x[start:stop], grad[start:stop]
             if grad_w is not None:
-                z = (h.unsqueeze(2) * f.unsqueeze(1)).view(h.shape[0], width * fields)
-                grad_w.addmm_(g.t(), z)
+                grad_w.addmm_(g.t(), _hadamard_rows(h, f))
             if grad_h is not None or grad_x is not None:
                 grad_z = torch.mm(g, weight).view(-1, width, fields)  # (n, H, m)
                 if grad_h is not None:

@@ -668,14 +668,30 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         finally:
             self._fit_cache = None
 
+    @property
+    def _in_fit_transform(self) -> bool:
+        return getattr(self, "_fit_cache", None) is not None
+
+    def _remember(self, kind: str, name: str, value: Any) -> None:
+        """Keep what fit computed from column ``name`` for the transform half of the
+        current :meth:`fit_transform` call; nothing outside one."""
+        if self._in_fit_transform:
+            self._fit_cache[kind, name] = value
+
+    def _recall(self, kind: str, name: str, *, pop: bool = False) -> Any:
+        """What :meth:`_remember` kept under ``(kind, name)``, or None (``pop``: and forget
+        it, for values used once)."""
+        if not self._in_fit_transform:
+            return None
+        cache = self._fit_cache
+        return cache.pop((kind, name), None) if pop else cache.get((kind, name))
+
     def _split(self, series: pd.Series, name: str) -> tuple[pd.Series, np.ndarray]:
         """:func:`_split_sequences`, remembered within one :meth:`fit_transform` call."""
-        cache = getattr(self, "_fit_cache", None)
-        if cache is not None and ("split", name) in cache:
-            return cache["split", name]
-        result = _split_sequences(series, self.sequence_separator, name)
-        if cache is not None:
-            cache["split", name] = result
+        result = self._recall("split", name)
+        if result is None:
+            result = _split_sequences(series, self.sequence_separator, name)
+            self._remember("split", name, result)
         return result
 
     def _resolve_kinds(self, frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, str | None]]:
@@ -768,7 +784,6 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             "min_frequency": self.min_frequency,
             "max_categories": self.max_categories,
         }
-        cache = getattr(self, "_fit_cache", None)
         seq_items: dict[str, pd.Series] = {}
         for name, kind in kinds.items():
             if kind == "sequence":
@@ -786,8 +801,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                     extra = seq_items[seq_name]
                     if pd.api.types.is_numeric_dtype(col.dtype):
                         extra = _to_numbers(extra)
-                        if cache is not None:  # transform looks the same items up
-                            cache["numbers", seq_name] = extra
+                        self._remember("numbers", seq_name, extra)  # transform looks them up
                         as_float = extra.to_numpy(dtype=np.float64, na_value=np.nan)
                         keep = np.isfinite(as_float)  # "inf" in a history is no id
                         if pd.api.types.is_integer_dtype(col.dtype):
@@ -850,24 +864,23 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         then looking the rows up would hash them twice (and test them for missing values
         three times).
         """
-        cache = getattr(self, "_fit_cache", None)
-        if cache is None or isinstance(col.dtype, pd.CategoricalDtype):
+        if not self._in_fit_transform or isinstance(col.dtype, pd.CategoricalDtype):
             # a categorical's value_counts lists its categories in their own order
             return col.value_counts(dropna=True, sort=False), bool(col.isna().any())
         positions, uniques = pd.factorize(col, use_na_sentinel=True)
         if len(uniques) < 2**31 - 1:  # half the memory until transform has used them
             positions = positions.astype(np.int32)
-        cache["factorized", name] = positions, uniques
+        self._remember("factorized", name, (positions, uniques))
         counts = np.bincount(positions + 1, minlength=len(uniques) + 1)  # [0]: missing
         index = pd.Index(uniques, name=col.name)  # as value_counts names it
         return pd.Series(counts[1:], index=index), bool(counts[0])
 
     def _sparse_codes(self, col: pd.Series, name: str) -> np.ndarray:
         """Codes of a sparse column, from its factorisation when :meth:`fit` left one."""
-        cache = getattr(self, "_fit_cache", None)
-        if cache is not None and ("factorized", name) in cache:
-            # used once: free the positions as soon as the codes exist
-            return self._vocabs[name].encode_factorized(*cache.pop(("factorized", name)))
+        # used once: forget the positions as soon as the codes exist
+        factorized = self._recall("factorized", name, pop=True)
+        if factorized is not None:
+            return self._vocabs[name].encode_factorized(*factorized)
         return self._vocabs[name].encode(col)
 
     def _numeric(self, series: pd.Series, name: str) -> np.ndarray:
@@ -898,9 +911,9 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def _dense_values(self, series: pd.Series, name: str) -> np.ndarray:
         """A dense column as float64, non-finite values as NaN, log-transformed if fitted so
         (remembered from fit within one :meth:`fit_transform` call)."""
-        cache = getattr(self, "_fit_cache", None)
-        if cache is not None and ("dense", name) in cache:
-            return cache["dense", name]
+        remembered = self._recall("dense", name)
+        if remembered is not None:
+            return remembered
         values = self._numeric(series, name)
         # Files written before the per-column decision lack "log": the parameter decided.
         if self._dense_stats[name].get("log", self.log_transform is True):
@@ -918,9 +931,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if log:
             values = _signed_log(values)  # NaN stays NaN
             finite = values[~np.isnan(values)]
-        cache = getattr(self, "_fit_cache", None)
-        if cache is not None:  # within fit_transform: transform reuses the values
-            cache["dense", name] = values
+        self._remember("dense", name, values)  # within fit_transform: transform reuses them
         stats: dict[str, Any] = {
             "edges": None,
             "log": bool(log),
@@ -991,12 +1002,10 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         missing = []  # one mask per dense column with an indicator, in order
         for name, stats in self._dense_stats.items():
             values = parsed(name)  # NaN where missing or not finite
-            if stats["edges"] is not None:
-                if stats["indicator"]:
-                    missing.append(np.isnan(values))
-                continue
             if stats["indicator"]:
                 missing.append(np.isnan(values))
+            if stats["edges"] is not None:
+                continue  # binned: its codes are among the sparse fields
             with np.errstate(over="ignore"):
                 values = (values - stats["shift"]) / stats["scale"]
             values = np.clip(values, -DENSE_CLIP, DENSE_CLIP)
@@ -1009,8 +1018,7 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         lengths = np.empty((n, len(schema.sequence)), dtype=np.int64)
         for j, f in enumerate(schema.sequence):
             items, raw_lengths = self._split(column(f.name), f.name)
-            cache = getattr(self, "_fit_cache", None)
-            seq_numbers = cache.pop(("numbers", f.name), None) if cache is not None else None
+            seq_numbers = self._recall("numbers", f.name, pop=True)
             codes = self._vocabs[f.shares or f.name].encode(items, seq_numbers)
             padded, lengths[:, j] = _pad_sequences(
                 codes, items.index.to_numpy(dtype=np.int64), raw_lengths, f.maxlen
