@@ -497,8 +497,8 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Numerical columns.
     sequence_features : list of str or dict of str to (str or None), default=None
         Multi-valued columns. A dict maps each sequence column to the sparse column whose
-        vocabulary it shares (or to None). In a list, a column ``hist_<col>`` shares
-        ``<col>``'s vocabulary when ``<col>`` is a sparse column.
+        vocabulary it shares, or to None for a vocabulary of its own. In a list, a column
+        ``hist_<col>`` shares ``<col>``'s vocabulary when ``<col>`` is a sparse column.
         When all three of ``sparse_features``, ``dense_features`` and ``sequence_features``
         are None, every column's kind is inferred from its dtype (see :func:`infer_kind`:
         bool, string, categorical and integer columns are sparse, float columns dense,
@@ -733,7 +733,15 @@ class CTRFeatureTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             if kind != "sequence":
                 continue
             target = seq_shares.get(name)
-            if target is None and name.startswith("hist_") and name[5:] in sparse_cols:
+            # a dict's explicit None means a vocabulary of its own; elsewhere hist_<col>
+            # shares <col>'s
+            declared = isinstance(seq, Mapping) and name in seq_shares
+            if (
+                target is None
+                and not declared
+                and name.startswith("hist_")
+                and name[5:] in sparse_cols
+            ):
                 target = name[5:]
             if target is not None and target not in sparse_cols:
                 raise ValueError(

@@ -49,6 +49,17 @@ def test_hist_column_shares_vocabulary_by_convention(frame):
     assert out.sequences[0][3, 1] == item_codes[0]
 
 
+def test_a_dict_mapping_a_history_to_none_gives_it_a_vocabulary_of_its_own(frame):
+    data = frame.drop(columns="tags")
+    kinds = {"sparse_features": ["item_id"]}
+    own = CTRFeatureTransformer(**kinds, sequence_features={"hist_item_id": None}).fit(data)
+    assert own.schema_.sequence[0].shares is None
+    # the list form keeps the hist_<col> convention, and so does a dict naming the column
+    for seq in (["hist_item_id"], {"hist_item_id": "item_id"}):
+        enc = CTRFeatureTransformer(**kinds, sequence_features=seq).fit(data)
+        assert enc.schema_.sequence[0].shares == "item_id"
+
+
 def test_explicit_sharing_and_delimited_strings(frame):
     enc = CTRFeatureTransformer(
         sparse_features=["site"],
