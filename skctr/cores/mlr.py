@@ -66,8 +66,13 @@ class MixedLogisticRegression(nn.Module):
             self.register_buffer(attr, torch.tensor(selected, dtype=torch.long), persistent=False)
         # the regional models start at zero (the model starts as an untrained LR); the random
         # gate makes each region see other rows, which tells the regional models apart
-        self.region = FieldEmbedding(schema, region_num, pooling=sequence_pooling)
-        self.base = FieldEmbedding(schema, region_num, pooling=sequence_pooling, init_std=0.0)
+        # first-order weights, so a history has its own rows (see LinearTerm)
+        self.region = FieldEmbedding(
+            schema, region_num, pooling=sequence_pooling, shared_rows=False
+        )
+        self.base = FieldEmbedding(
+            schema, region_num, pooling=sequence_pooling, init_std=0.0, shared_rows=False
+        )
         self.region_bias = nn.Parameter(torch.zeros(region_num))
         self.base_bias = nn.Parameter(torch.zeros(region_num))
 

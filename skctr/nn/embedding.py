@@ -94,6 +94,11 @@ class FieldEmbedding(nn.Module):
         ``False`` the field vectors are the sparse and sequence fields only (the dense
         values still reach the MLP input of :meth:`fields_and_deep`): interaction layers
         whose cost grows with the square of the number of fields then skip them.
+    shared_rows : bool, default=True
+        Whether a sequence that shares a sparse field's vocabulary also looks up that
+        field's rows. With ``False`` it gets rows of its own (same codes, separate
+        vectors): :class:`LinearTerm` does this, since a movie's weight as the candidate
+        and as an item of the history are different effects.
 
     Notes
     -----
@@ -110,10 +115,12 @@ class FieldEmbedding(nn.Module):
         sparse: bool = True,
         init_std: float = 0.01,
         dense_fields: bool = True,
+        shared_rows: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(dense_fields, bool):
-            raise ValueError(f"FieldEmbedding: dense_fields must be a bool, got {dense_fields!r}.")
+        for name, flag in (("dense_fields", dense_fields), ("shared_rows", shared_rows)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"FieldEmbedding: {name} must be a bool, got {flag!r}.")
         self.schema = schema
         self.embedding_dim = embedding_dim
         self.dense_fields = dense_fields
@@ -124,10 +131,10 @@ class FieldEmbedding(nn.Module):
             total += f.vocab_size
         seq_offsets = []
         for f in schema.sequence:
-            if f.shares is None:
+            if f.shares is None or not shared_rows:
                 offsets[f.name] = total
                 total += f.vocab_size
-            seq_offsets.append(offsets[f.shares or f.name])
+            seq_offsets.append(offsets[f.shares if shared_rows and f.shares else f.name])
         self.num_rows = total
         self.table = nn.Embedding(max(total, 1), embedding_dim, sparse=sparse)
         nn.init.normal_(self.table.weight, std=init_std)
@@ -233,6 +240,13 @@ class LinearTerm(nn.Module):
     dense field ``w_d * x_d`` and a sequence the pooled weights of its items. It is a
     :class:`FieldEmbedding` of size 1, so it shares the fused-table machinery.
 
+    A history that shares a sparse field's vocabulary (``hist_movieId`` of ``movieId``)
+    gets weights of its own here: a movie's first-order effect as the candidate (how
+    often it is clicked) and as an item of the user's history (what having liked it says
+    about the user) are different numbers, as in a one-hot logistic regression over both
+    columns. Embeddings keep sharing rows, so that a candidate can be compared with the
+    history (FM, DIN).
+
     Parameters
     ----------
     schema : FeatureSchema
@@ -247,7 +261,7 @@ class LinearTerm(nn.Module):
 
     def __init__(self, schema: FeatureSchema, *, pooling: str = "mean") -> None:
         super().__init__()
-        self.weights = FieldEmbedding(schema, 1, pooling=pooling, init_std=0.0)
+        self.weights = FieldEmbedding(schema, 1, pooling=pooling, init_std=0.0, shared_rows=False)
         self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, batch: TensorBatch) -> Tensor:

@@ -36,6 +36,15 @@ def test_core_output_shape():
     torch.testing.assert_close(regions.sum(dim=1), torch.ones(6))
 
 
+def test_histories_have_first_order_weights_of_their_own():
+    core = MixedLogisticRegression(SCHEMA, region_num=3)
+    shared = [f for f in SCHEMA.sequence if f.shares is not None]
+    assert shared  # the planted schema has a history sharing a sparse field's codes
+    own = sum(f.vocab_size for f in (*SCHEMA.sparse, *SCHEMA.sequence))
+    for table in (core.region, core.base):  # as in LinearTerm: not the candidate's rows
+        assert table.num_rows == own
+
+
 def test_logit_is_that_of_the_mixture():
     core = MixedLogisticRegression(SCHEMA, region_num=3)
     torch.nn.init.normal_(core.region.table.weight)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from skctr.nn.embedding import FieldEmbedding, TensorBatch
+from skctr.nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
 
 SCHEMA = FeatureSchema(
@@ -76,3 +76,32 @@ def test_without_dense_fields_the_vectors_skip_them_and_the_mlp_input_keeps_them
     torch.testing.assert_close(fields, full_fields[:, [0, 1, 3]])  # the dense vector dropped
     torch.testing.assert_close(deep, full_deep)  # the MLP still reads the dense value
     assert lean.deep_dim == full.deep_dim and lean.dense_weight.numel() == 0
+
+
+def test_without_shared_rows_a_history_looks_up_rows_of_its_own():
+    torch.manual_seed(0)
+    emb = FieldEmbedding(SCHEMA, 3, shared_rows=False).eval()
+    assert emb.num_rows == 50 + 20 + 50
+    batch = _batch(8, np.random.default_rng(2))
+    out = emb(batch)
+    w = emb.table.weight
+    for i in range(8):
+        torch.testing.assert_close(out[i, 0], w[batch.sparse[i, 0]])
+        n = int(batch.lengths[i, 0])
+        pooled = w[70 + batch.sequences[0][i, :n]].mean(0) if n else torch.zeros(3)
+        torch.testing.assert_close(out[i, 3], pooled)
+
+
+def test_linear_term_weighs_an_item_as_candidate_and_as_history_separately():
+    lin = LinearTerm(SCHEMA)
+    batch = _batch(16, np.random.default_rng(3))
+    item = int(batch.sparse[0, 0])
+    with torch.no_grad():  # only the candidate's weight of this item is set
+        lin.weights.table.weight[item] = 1.0
+    out = lin(batch)
+    in_history = (batch.sequences[0] == item).any(1)
+    as_candidate = batch.sparse[:, 0] == item
+    # rows with the item only in their history are untouched; candidates get the weight
+    assert in_history[~as_candidate].any()
+    torch.testing.assert_close(out[~as_candidate], torch.zeros(int((~as_candidate).sum())))
+    torch.testing.assert_close(out[as_candidate], torch.ones(int(as_candidate.sum())))
