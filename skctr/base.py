@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -96,7 +98,8 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
     A subclass names its core (``_core``, a ``torch.nn.Module`` class whose
     ``__init__(schema, *, ...)`` takes hyper-parameters as keyword-only arguments and whose
     ``forward(batch)`` returns logits of shape (B,)) and the parameters it adds to the shared
-    ones (``_model_params``). Its ``__init__``, ``_parameter_constraints`` and the
+    ones (``_model_params``), and may change the default of a shared training parameter
+    (``_training_defaults``, name to value). Its ``__init__``, ``_parameter_constraints`` and the
     Parameters section of its docstring (the ``{parameters}`` placeholder) are generated
     from those and from :mod:`skctr._params`. Estimator parameters whose names match the
     core's keyword-only arguments are passed to the core.
@@ -108,12 +111,25 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
 
     _core: ClassVar[type[nn.Module] | None] = None
     _model_params: ClassVar[tuple[Param, ...]] = MODEL_PARAMS
+    _training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             return  # a subclass writing its own __init__ opts out of generation
-        params = (*cls._model_params, *TRAINING_PARAMS)
+        unknown = set(cls._training_defaults) - {p.name for p in TRAINING_PARAMS}
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}._training_defaults names {sorted(unknown)}, not "
+                "shared training parameters."
+            )
+        training = tuple(
+            dataclasses.replace(p, default=cls._training_defaults[p.name])
+            if p.name in cls._training_defaults
+            else p
+            for p in TRAINING_PARAMS
+        )
+        params = (*cls._model_params, *training)
         cls.__init__ = build_init(params)  # type: ignore[method-assign]
         cls._parameter_constraints = {p.name: p.constraints for p in params}
         if cls.__doc__ and "{parameters}" in cls.__doc__:

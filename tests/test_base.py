@@ -9,6 +9,7 @@ import sys
 import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 
 import joblib
 import numpy as np
@@ -170,6 +171,26 @@ def test_bad_parameters_are_named(params, match):
     X, y = np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 2
     with pytest.raises(ValueError, match=match):
         DeepFMClassifier(**params).fit(X, y)
+
+
+def test_a_subclass_changes_a_shared_training_default_in_signature_and_docstring():
+    class Slow(CTRClassifier):
+        """A model.
+
+        {parameters}
+        """
+
+        _training_defaults = MappingProxyType({"learning_rate": 0.25, "max_epochs": 7})
+
+    params = Slow().get_params()
+    assert (params["learning_rate"], params["max_epochs"]) == (0.25, 7)
+    assert "learning_rate : float, default=0.25" in Slow.__doc__
+    assert CTRClassifier().learning_rate == 1e-3  # the parent keeps the shared default
+    assert LRClassifier().learning_rate == 3e-3  # convex, no MLP: see docs/defaults.rst
+    with pytest.raises(TypeError, match=r"\['embedding_dimm'\], not shared training"):
+
+        class Typo(CTRClassifier):
+            _training_defaults = MappingProxyType({"embedding_dimm": 4})
 
 
 @pytest.mark.parametrize(
