@@ -60,7 +60,10 @@ class DCN(nn.Module):
         sequence_pooling: str = "mean",
     ) -> None:
         super().__init__()
-        self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        # x0 is the deep input alone: the dense fields enter as their values, not vectors
+        self.embedding = FieldEmbedding(
+            schema, embedding_dim, pooling=sequence_pooling, dense_fields=False
+        )
         in_dim = self.embedding.deep_dim
         self.cross = CrossNetwork(in_dim, cross_num, cross_parameterization)
         self.mlp = (
@@ -74,6 +77,6 @@ class DCN(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        x0 = self.embedding.fields_and_deep(batch)[1]
+        x0 = self.embedding.deep_input(batch)
         parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(x0)]
         return self.head(torch.cat(parts, dim=1)).squeeze(-1)

@@ -44,7 +44,7 @@ class WideDeep(nn.Module):
     ``logit = linear(x) + sum_c w_c[hash(x_c) mod buckets] + MLP(deep(E))``. Each declared
     cross ``c`` (a tuple of sparse field names) is hashed from the fields' codes inside the
     model, into ``cross_buckets`` weights of its own, so crosses need no preprocessing step.
-    The MLP reads ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.fields_and_deep`): the
+    The MLP reads ``deep(E)`` (:meth:`~skctr.nn.embedding.FieldEmbedding.deep_input`): the
     categorical field vectors and the raw dense values, as in the paper.
     Cheng et al., "Wide & Deep Learning for Recommender Systems", DLRS 2016
     (arXiv:1606.07792).
@@ -85,7 +85,10 @@ class WideDeep(nn.Module):
         self.linear = LinearTerm(schema, pooling=sequence_pooling)
         self.cross_weights = nn.Embedding(max(len(self.crosses), 1) * cross_buckets, 1, sparse=True)
         nn.init.zeros_(self.cross_weights.weight)
-        self.embedding = FieldEmbedding(schema, embedding_dim, pooling=sequence_pooling)
+        # the MLP reads the deep input alone: dense fields enter as their values
+        self.embedding = FieldEmbedding(
+            schema, embedding_dim, pooling=sequence_pooling, dense_fields=False
+        )
         self.mlp = deep_mlp(self.embedding, hidden_units, dropout, activation)
 
     def cross_ids(self, batch: TensorBatch) -> Tensor:
@@ -100,7 +103,7 @@ class WideDeep(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         wide = self.linear(batch) + self.cross_weights(self.cross_ids(batch)).sum(dim=(1, 2))
-        deep_in = self.embedding.fields_and_deep(batch)[1]
+        deep_in = self.embedding.deep_input(batch)
         deep = self.mlp(deep_in).squeeze(-1)
         return wide + deep
 

@@ -212,13 +212,32 @@ class FieldEmbedding(nn.Module):
         fields : Tensor of shape (B, num_fields, K)
             What :meth:`forward` returns.
         deep : Tensor of shape (B, deep_dim)
+            What :meth:`deep_input` returns.
+        """
+        parts = self._field_parts(batch)
+        return torch.cat(parts, dim=1), self._deep(parts[0], parts[-1], batch.dense)
+
+    def deep_input(self, batch: TensorBatch) -> Tensor:
+        """The input of a model's MLP alone, for models without an interaction part on the
+        field vectors (Deep & Cross, Wide & Deep): see :meth:`fields_and_deep`.
+
+        Parameters
+        ----------
+        batch : TensorBatch
+            The rows.
+
+        Returns
+        -------
+        Tensor of shape (B, deep_dim)
             Sparse field vectors, then sequence field vectors (flattened), then the dense
             values.
         """
-        parts = self._field_parts(batch)
-        sparse, pooled = parts[0], parts[-1]
-        deep = torch.cat([sparse.flatten(1), pooled.flatten(1), batch.dense], dim=1)
-        return torch.cat(parts, dim=1), deep
+        sparse, pooled = self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
+        return self._deep(sparse, pooled, batch.dense)
+
+    @staticmethod
+    def _deep(sparse: Tensor, pooled: Tensor, dense: Tensor) -> Tensor:
+        return torch.cat([sparse.flatten(1), pooled.flatten(1), dense], dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """All fields as vectors: (B, num_fields, K)."""

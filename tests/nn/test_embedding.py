@@ -76,6 +76,9 @@ def test_without_dense_fields_the_vectors_skip_them_and_the_mlp_input_keeps_them
     torch.testing.assert_close(fields, full_fields[:, [0, 1, 3]])  # the dense vector dropped
     torch.testing.assert_close(deep, full_deep)  # the MLP still reads the dense value
     assert lean.deep_dim == full.deep_dim and lean.dense_weight.numel() == 0
+    # the deep input alone is the same, with or without the dense vectors
+    torch.testing.assert_close(lean.deep_input(batch), full_deep)
+    torch.testing.assert_close(full.deep_input(batch), full_deep)
 
 
 def test_without_shared_rows_a_history_looks_up_rows_of_its_own():
