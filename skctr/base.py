@@ -99,10 +99,11 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
     ``__init__(schema, *, ...)`` takes hyper-parameters as keyword-only arguments and whose
     ``forward(batch)`` returns logits of shape (B,)) and the parameters it adds to the shared
     ones (``_model_params``), and may change the default of a shared training parameter
-    (``_training_defaults``, name to value). Its ``__init__``, ``_parameter_constraints`` and the
-    Parameters section of its docstring (the ``{parameters}`` placeholder) are generated
-    from those and from :mod:`skctr._params`. Estimator parameters whose names match the
-    core's keyword-only arguments are passed to the core.
+    (``_training_defaults``, name to value, added to its parents' own). Its ``__init__``,
+    ``_parameter_constraints`` and the Parameters section of its docstring (the
+    ``{parameters}`` placeholder) are generated from those and from :mod:`skctr._params`.
+    Estimator parameters whose names match the core's keyword-only arguments are passed to
+    the core.
 
     ``X`` may be a raw DataFrame or array (encoded by ``features``, a
     :class:`CTRFeatureTransformer`) or the :class:`EncodedBatch` that a transformer earlier
@@ -115,18 +116,21 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "__init__" in cls.__dict__:
-            return  # a subclass writing its own __init__ opts out of generation
-        unknown = set(cls._training_defaults) - {p.name for p in TRAINING_PARAMS}
+        # a subclass's defaults add to (and may override) its parents'
+        defaults: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            defaults.update(klass.__dict__.get("_training_defaults", {}))
+        unknown = set(defaults) - {p.name for p in TRAINING_PARAMS}
         if unknown:
             raise TypeError(
-                f"{cls.__name__}._training_defaults names {sorted(unknown)}, not "
-                "shared training parameters."
+                f"{cls.__name__}._training_defaults names {sorted(unknown)}, not shared "
+                "training parameters."
             )
+        cls._training_defaults = MappingProxyType(defaults)
+        if "__init__" in cls.__dict__:
+            return  # a subclass writing its own __init__ opts out of generation
         training = tuple(
-            dataclasses.replace(p, default=cls._training_defaults[p.name])
-            if p.name in cls._training_defaults
-            else p
+            dataclasses.replace(p, default=defaults[p.name]) if p.name in defaults else p
             for p in TRAINING_PARAMS
         )
         params = (*cls._model_params, *training)

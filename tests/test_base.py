@@ -186,7 +186,12 @@ def test_a_subclass_changes_a_shared_training_default_in_signature_and_docstring
     assert (params["learning_rate"], params["max_epochs"]) == (0.25, 7)
     assert "learning_rate : float, default=0.25" in Slow.__doc__
     assert CTRClassifier().learning_rate == 1e-3  # the parent keeps the shared default
-    assert LRClassifier().learning_rate == 3e-3  # convex, no MLP: see docs/defaults.rst
+    assert LRClassifier().learning_rate == 3e-3  # see docs/defaults.rst
+
+    class ShortLR(LRClassifier):  # adds to LR's own defaults
+        _training_defaults = MappingProxyType({"max_epochs": 3})
+
+    assert (ShortLR().learning_rate, ShortLR().max_epochs) == (3e-3, 3)
     with pytest.raises(TypeError, match=r"\['embedding_dimm'\], not shared training"):
 
         class Typo(CTRClassifier):

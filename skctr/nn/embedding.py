@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -65,17 +65,41 @@ class TensorBatch(NamedTuple):
         return self.sparse.shape[0]
 
 
+def _table_layout(
+    schema: FeatureSchema, shared_rows: bool
+) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    """Where each vocabulary's rows start in the fused table, and its blocks in order.
+
+    Returns the first row of each block's owner (a sparse field, or a sequence that has
+    rows of its own) and the blocks as ``(vocabulary, rows)``: the vocabulary whose codes
+    fill the block (a sequence given its own rows with ``shared_rows=False`` is filled with
+    its sparse field's codes, so its block is that field's size).
+    """
+    own = [*schema.sparse, *(f for f in schema.sequence if f.shares is None)]
+    sizes = {f.name: f.vocab_size for f in own}
+    owners = [(f.name, f.name) for f in schema.sparse] + [
+        (f.name, f.shares or f.name) for f in schema.sequence if f.shares is None or not shared_rows
+    ]
+    offsets: dict[str, int] = {}
+    blocks: list[tuple[str, int]] = []
+    total = 0
+    for owner, vocabulary in owners:
+        offsets[owner] = total
+        blocks.append((vocabulary, sizes[vocabulary]))
+        total += sizes[vocabulary]
+    return offsets, blocks
+
+
 class FieldEmbedding(nn.Module):
     """Embeds every field of a :class:`FeatureSchema` into vectors of one size.
 
     All sparse fields and the sequence fields with a vocabulary of their own live in one
     ``nn.Embedding`` table; each field's codes are shifted by its offset, so a batch is
     embedded by a single lookup. A sequence that shares a sparse field's vocabulary
-    (``hist_item_id`` and ``item_id``) uses that field's rows. A dense field ``d`` is
-    embedded as ``x_d * v_d`` with a learnt vector ``v_d``. With ``sparse=True`` the table
-    gets sparse gradients, so an optimiser such as :class:`skctr.training.optim.LazyAdam`
-    updates only
-    the rows a batch touches.
+    (``hist_item_id`` and ``item_id``) uses that field's rows (unless
+    ``shared_rows=False``). A dense field ``d`` is embedded as ``x_d * v_d`` with a learnt
+    vector ``v_d``. With ``sparse=True`` the table gets sparse gradients, so an optimiser
+    such as :class:`skctr.training.optim.LazyAdam` updates only the rows a batch touches.
 
     Parameters
     ----------
@@ -124,17 +148,9 @@ class FieldEmbedding(nn.Module):
         self.schema = schema
         self.embedding_dim = embedding_dim
         self.dense_fields = dense_fields
-        offsets: dict[str, int] = {}
-        total = 0
-        for f in schema.sparse:
-            offsets[f.name] = total
-            total += f.vocab_size
-        seq_offsets = []
-        for f in schema.sequence:
-            if f.shares is None or not shared_rows:
-                offsets[f.name] = total
-                total += f.vocab_size
-            seq_offsets.append(offsets[f.shares if shared_rows and f.shares else f.name])
+        self.shared_rows = shared_rows
+        offsets, blocks = _table_layout(schema, shared_rows)
+        total = sum(rows for _, rows in blocks)
         self.num_rows = total
         self.table = nn.Embedding(max(total, 1), embedding_dim, sparse=sparse)
         nn.init.normal_(self.table.weight, std=init_std)
@@ -145,8 +161,37 @@ class FieldEmbedding(nn.Module):
             torch.tensor([offsets[f.name] for f in schema.sparse], dtype=torch.long),
             persistent=False,
         )
-        self.seq_offsets = seq_offsets
+        self.seq_offsets = [
+            offsets[f.shares if shared_rows and f.shares else f.name] for f in schema.sequence
+        ]
         self.pool = SequencePooling(pooling)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        self._upgrade_state(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def _upgrade_state(self, state: dict[str, Any], prefix: str) -> None:
+        """Bring a state saved by skctr 0.1's layout to this one, in place.
+
+        Before histories had first-order rows of their own, a ``shared_rows=False`` table
+        had no block for a sharing history: it is built from its sparse field's rows,
+        which gives the same outputs as before. A ``dense_fields=False`` embedding (Deep
+        & Cross, Wide & Deep) used to hold dense vectors it never read: they are dropped.
+        """
+        dense = state.get(prefix + "dense_weight")
+        if dense is not None and not self.dense_fields and dense.shape[0]:
+            state[prefix + "dense_weight"] = dense[:0]
+        table = state.get(prefix + "table.weight")
+        old_offsets, old_blocks = _table_layout(self.schema, shared_rows=True)
+        old_rows = sum(rows for _, rows in old_blocks)
+        if self.shared_rows or table is None or table.shape[0] != max(old_rows, 1):
+            return
+        _, blocks = _table_layout(self.schema, self.shared_rows)
+        if len(blocks) == len(old_blocks):
+            return
+        state[prefix + "table.weight"] = torch.cat(
+            [table[old_offsets[vocab] : old_offsets[vocab] + rows] for vocab, rows in blocks]
+        )
 
     def sparse_embeddings(self, codes: Tensor) -> Tensor:
         """Vectors of the sparse fields: (B, n_sparse) codes -> (B, n_sparse, K)."""
@@ -232,8 +277,10 @@ class FieldEmbedding(nn.Module):
             Sparse field vectors, then sequence field vectors (flattened), then the dense
             values.
         """
-        sparse, pooled = self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
-        return self._deep(sparse, pooled, batch.dense)
+        return self._deep(*self._sparse_and_pooled(batch), batch.dense)
+
+    def _sparse_and_pooled(self, batch: TensorBatch) -> tuple[Tensor, Tensor]:
+        return self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
 
     @staticmethod
     def _deep(sparse: Tensor, pooled: Tensor, dense: Tensor) -> Tensor:
@@ -246,7 +293,7 @@ class FieldEmbedding(nn.Module):
     def _field_parts(self, batch: TensorBatch) -> list[Tensor]:
         """Sparse, dense (if ``dense_fields``) and pooled sequence vectors: (B, n_*, K) each
         (n_* may be 0)."""
-        sparse, pooled = self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
+        sparse, pooled = self._sparse_and_pooled(batch)
         if not self.dense_fields:
             return [sparse, pooled]
         return [sparse, self.dense_embeddings(batch.dense), pooled]

@@ -35,7 +35,9 @@ class LazyAdam(torch.optim.Optimizer):
     result is what :class:`torch.optim.Adam` would do to the touched rows alone, without
     :class:`torch.optim.SparseAdam`'s coalescing of the whole gradient into a new sparse
     tensor. When several tables are looked up with the same codes (the embedding and the
-    first-order weights of DeepFM), the distinct rows are found once per step.
+    first-order weights of DeepFM, when no history shares a sparse field's codes: the
+    first-order weights give a history rows of its own), the distinct rows are found once
+    per step.
 
     Parameters
     ----------

@@ -108,3 +108,35 @@ def test_linear_term_weighs_an_item_as_candidate_and_as_history_separately():
     assert in_history[~as_candidate].any()
     torch.testing.assert_close(out[~as_candidate], torch.zeros(int((~as_candidate).sum())))
     torch.testing.assert_close(out[as_candidate], torch.ones(int(as_candidate.sum())))
+
+
+def test_own_rows_of_a_history_follow_its_sparse_field_vocabulary():
+    # the history's codes come from field a's vocabulary, whatever its own vocab_size says
+    schema = FeatureSchema(
+        sparse=(SparseField("a", 50),), sequence=(SequenceField("hist_a", 10, 2, shares="a"),)
+    )
+    emb = FieldEmbedding(schema, 2, shared_rows=False)
+    assert emb.num_rows == 100
+    batch = TensorBatch(
+        torch.tensor([[3]]), torch.zeros(1, 0), (torch.tensor([[49, 40]]),), torch.tensor([[2]])
+    )
+    torch.testing.assert_close(emb(batch)[0, 1], emb.table.weight[[99, 90]].mean(0))
+
+
+def test_a_state_saved_with_shared_first_order_rows_loads_with_the_same_outputs():
+    torch.manual_seed(0)
+    old = FieldEmbedding(SCHEMA, 1, init_std=0.5)  # the layout before histories had own rows
+    new = FieldEmbedding(SCHEMA, 1, shared_rows=False)
+    new.load_state_dict(old.state_dict())
+    batch = _batch(16, np.random.default_rng(5))
+    torch.testing.assert_close(new(batch), old(batch))
+    assert new.table.weight.shape[0] == 120
+
+
+def test_a_state_with_unused_dense_vectors_loads_into_an_embedding_without_them():
+    torch.manual_seed(0)
+    old = FieldEmbedding(SCHEMA, 3)  # Deep & Cross and Wide & Deep held these, unread
+    new = FieldEmbedding(SCHEMA, 3, dense_fields=False)
+    new.load_state_dict(old.state_dict())
+    batch = _batch(6, np.random.default_rng(6))
+    torch.testing.assert_close(new.deep_input(batch), old.deep_input(batch))
