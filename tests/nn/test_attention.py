@@ -157,10 +157,24 @@ def test_interacting_layer_gradients_match_autograd_of_the_formula(use_residual,
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("scale", [1.0, 0.3])
-def test_softmax_attention_function_gradcheck(scale):
-    qkv = rand(3, 4, 5, 2).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda t: attention._SoftmaxAttention.apply(t, scale), (qkv,))
+def test_interacting_function_gradcheck(scale, residual):
+    # 3 rows of 4 fields, 2 heads of width 2, inputs of width 3 (feature-major)
+    x_t = rand(3, 12).requires_grad_(True)
+    weight = rand((4 if residual else 3) * 4, 3).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, w: attention._Interacting.apply(x, w, 2, 2, 3, scale, residual), (x_t, weight)
+    )
+
+
+def test_interacting_layer_of_zero_rows():
+    layer = InteractingLayer(4, attention_dim=3, num_heads=2)
+    x = torch.randn(0, 5, 4, requires_grad=True)
+    out = layer(x)
+    assert out.shape == (0, 5, 6)
+    out.sum().backward()
+    assert x.grad.shape == (0, 5, 4)
 
 
 def test_interacting_layer_under_autocast():
