@@ -6,13 +6,13 @@ Also holds the small argument checks shared by every module of :mod:`skctr.nn`
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 __all__ = ["ACTIVATIONS", "Dice", "get_activation"]
 
@@ -28,6 +28,43 @@ ACTIVATIONS: tuple[str, ...] = (
     "leaky_relu",
     "gelu",
 )
+
+_Backward = Callable[..., Any]
+
+
+def first_order_backward(backward: _Backward) -> _Backward:
+    """Mark a custom autograd Function's hand-written ``backward`` as having no second derivative.
+
+    Autograd runs ``backward`` without recording a graph unless ``create_graph=True``; this
+    refuses that case with an error naming the function. (``torch``'s
+    ``once_differentiable`` raises only when the gradient it returns depends on the incoming
+    one; with a constant incoming gradient, as from ``out.sum()``, it lets the second
+    derivative silently count as zero, so a gradient penalty would get no gradient through
+    the layer.)
+
+    Parameters
+    ----------
+    backward : callable
+        The ``backward(ctx, *grads)`` staticmethod body.
+
+    Returns
+    -------
+    callable
+        ``backward``, refusing ``create_graph=True``.
+    """
+
+    @functools.wraps(backward)
+    def checked(ctx: Any, *grads: Any) -> Any:
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                f"{type(ctx).__name__}: skctr's hand-written backward has no second "
+                "derivative; backward with create_graph=True (double backward, a gradient "
+                "penalty) is not supported through this layer."
+            )
+        return backward(ctx, *grads)
+
+    return checked
+
 
 _ELEMENTWISE: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -110,7 +147,7 @@ class _DiceBatchStats(torch.autograd.Function):
         return out, mean, var
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward
     def backward(
         ctx: Any, grad: Tensor, _grad_mean: Tensor, _grad_var: Tensor
     ) -> tuple[Tensor, Tensor, None]:

@@ -8,11 +8,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from skctr._compat import autocast_dtype, autocast_off
-from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence
+from skctr.nn.activation import (
+    _check_dropout,
+    _check_int,
+    _check_int_sequence,
+    first_order_backward,
+)
 from skctr.nn.interaction import _check_fields_input, pairwise_indices
 from skctr.nn.mlp import MLP
 
@@ -101,15 +105,15 @@ class _Interacting(torch.autograd.Function):
     ``W = [W_Q; W_K; W_V (; W_Res)]`` of shape ``(S w, K)`` with ``w = H d``. Returns the
     layer's output, feature-major too: ``(w, N)``.
 
-    ``P = W x_t`` is one matrix product whose rows are the queries, keys, values (and
-    residual) of every head; head ``h``'s queries of all rows are the ``(rows, d, L)``
-    view ``Q_h^T`` of its ``d`` rows, with no copy. Per head, with :math:`S^T = K^T Q`,
+    ``P = [W_Q; W_K; W_V] x_t`` is one matrix product whose rows are the queries, keys and
+    values of every head (the residual ``W_Res x_t`` is a second, which the heads add
+    into); head ``h``'s queries of all rows are the ``(rows, d, L)`` view ``Q_h^T`` of its
+    ``d`` rows, with no copy. Per head, with :math:`S^T = K^T Q`,
     :math:`P^T = \mathrm{softmax}(s S^T)` over keys and :math:`O^T = V^T P^T`, and on the
     way back, with :math:`G` the gradient of :math:`O`: :math:`dV^T = G^T P`,
     :math:`dP^T = V G^T`, :math:`dS = P \odot (dP - \mathrm{rowsum}(P \odot dP))`,
     :math:`dQ^T = s K^T dS^T`, :math:`dK^T = s Q^T dS`; then :math:`dx_t = W^T dP` and
-    :math:`dW = dP\, x_t^T`, two products over all rows. The residual and the ReLU are
-    applied in place.
+    :math:`dW = dP\, x_t^T`, two products over all rows. The ReLU is applied in place.
 
     Keeping the activations feature-major from layer to layer is what makes it fast on a
     CPU at CTR sizes (``L`` in the tens of fields, ``d`` about 8): the projection is one
@@ -117,7 +121,7 @@ class _Interacting(torch.autograd.Function):
     across rows of :math:`S^T`, and no layer copies its input or its projections into a
     per-head layout (autograd over the plain formula, or ``scaled_dot_product_attention``,
     copies them and zero-fills full-size gradients). Everything runs in the dtype of
-    ``x_t``, the softmax accumulating in at least float32. Once differentiable.
+    ``x_t``, the softmax accumulating in at least float32. No second derivatives.
     """
 
     @staticmethod
@@ -132,8 +136,9 @@ class _Interacting(torch.autograd.Function):
         residual: bool,
     ) -> Tensor:
         width = heads * dim
-        projected = weight @ x_t  # (S w, N)
-        out = projected.new_empty(width, x_t.shape[1])
+        projected = weight[: 3 * width] @ x_t  # queries, keys, values: (3 w, N)
+        # the residual starts the output; the heads add into it
+        out = weight[3 * width :] @ x_t if residual else projected.new_zeros(width, x_t.shape[1])
         probs = []
         accumulate = torch.promote_types(x_t.dtype, torch.float32)
         for h in range(heads):
@@ -142,22 +147,25 @@ class _Interacting(torch.autograd.Function):
             if scale != 1.0:
                 scores_t.mul_(scale)
             probs.append(torch.softmax(scores_t, dim=1, dtype=accumulate).to(x_t.dtype))
-            _head(out, h * dim, dim, rows).copy_(torch.bmm(v, probs[h]))
-        if residual:
-            out.add_(projected[3 * width :])
+            _head(out, h * dim, dim, rows).add_(torch.bmm(v, probs[h]))
         out.relu_()
         ctx.save_for_backward(x_t, weight, projected, out, *probs)
         ctx.config = (heads, dim, rows, scale, residual)
         return out
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        with autocast_off(grad.device.type):  # in the forward's dtype, as saved
+            return _Interacting._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x_t, weight, projected, out, *probs = ctx.saved_tensors
         heads, dim, rows, scale, residual = ctx.config
         width = heads * dim
         grad = grad.to(out.dtype).masked_fill(out <= 0, 0.0)  # through the ReLU
-        grad_projected = torch.empty_like(projected)
+        grad_projected = projected.new_empty(weight.shape[0], projected.shape[1])
         if residual:
             grad_projected[3 * width :] = grad
         for h in range(heads):

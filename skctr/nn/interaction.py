@@ -14,10 +14,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from skctr._compat import autocast_dtype
-from skctr.nn.activation import _check_choice, _check_int, _check_int_sequence, get_activation
+from skctr.nn.activation import (
+    _check_choice,
+    _check_int,
+    _check_int_sequence,
+    first_order_backward,
+    get_activation,
+)
 
 __all__ = [
     "CIN",
@@ -73,7 +78,7 @@ class _PairwiseSum(torch.autograd.Function):
         return out.sum(dim=1) if reduce_sum else out
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         x, total = ctx.saved_tensors
         grad = grad[:, None, None] if ctx.reduce_sum else grad[:, None, :]
@@ -460,7 +465,7 @@ class _CINLayer(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         hidden, x, weight = ctx.saved_tensors
         need_h, need_x, need_w = ctx.needs_input_grad

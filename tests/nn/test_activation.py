@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from skctr.nn import ACTIVATIONS, Dice, get_activation
+from skctr.nn import (
+    ACTIVATIONS,
+    CIN,
+    Dice,
+    FactorizationMachine,
+    InteractingLayer,
+    get_activation,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -208,3 +215,23 @@ def test_dice_closed_form_gradient_equals_autograd_and_finite_differences(shape)
 
     alpha = dice.alpha.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda x, a: _DiceBatchStats.apply(x, a, 1e-5)[0], (x, alpha))
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        pytest.param(lambda: Dice(6), (5, 6), id="dice"),
+        pytest.param(FactorizationMachine, (5, 4, 6), id="fm"),
+        pytest.param(lambda: CIN(4, layer_sizes=(4,)), (5, 4, 6), id="cin"),
+        pytest.param(lambda: InteractingLayer(6, 2, 2), (5, 4, 6), id="interacting"),
+    ],
+)
+def test_hand_written_backwards_refuse_second_derivatives(layer, shape):
+    # the incoming gradient of out.sum() is a constant: torch's once_differentiable would
+    # let the second derivative count as zero without a word
+    module = layer()
+    x = torch.randn(*shape, requires_grad=True)
+    (grad,) = torch.autograd.grad(module(x).sum(), x)  # first order works
+    assert grad.shape == x.shape
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(module(x).sum(), x, create_graph=True)

@@ -191,6 +191,15 @@ def test_interacting_layer_under_autocast():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
 
 
+def test_interacting_layer_backward_inside_autocast_after_a_float32_forward():
+    layer = InteractingLayer(4, attention_dim=3, num_heads=2)
+    x = torch.randn(3, 5, 4, requires_grad=True)
+    out = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # backward runs in the saved dtype
+        out.sum().backward()
+    assert x.grad.dtype == torch.float32
+
+
 def test_interacting_layer_on_the_meta_device():
     layer = InteractingLayer(4, attention_dim=3, num_heads=2).to("meta")
     assert layer(torch.empty(3, 5, 4, device="meta")).shape == (3, 5, 6)
