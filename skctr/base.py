@@ -290,19 +290,20 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         return write
 
     def _check_memory(self) -> None:
-        """Warn before allocating an embedding table larger than the budget."""
+        """Warn before allocating embedding tables larger than the budget."""
         schema = self._schema
-        dim = int(getattr(self, "embedding_dim", 1))
-        size = schema.embedding_rows * dim * 4  # float32
+        size = self._table_bytes()
         if size <= EMBEDDING_MEMORY_BUDGET:
             return
         fields = [*schema.sparse, *(f for f in schema.sequence if f.shares is None)]
         largest = sorted(fields, key=lambda f: -f.vocab_size)[:3]
         listed = ", ".join(f"{f.name!r} ({f.vocab_size:,} rows)" for f in largest)
+        dim = getattr(self, "embedding_dim", None)
         warnings.warn(
-            f"{type(self).__name__}: the embedding table will take {size / 2**20:,.0f} MiB "
-            f"({schema.embedding_rows:,} rows x embedding_dim={dim} x 4 bytes), above the "
-            f"budget of {EMBEDDING_MEMORY_BUDGET / 2**20:,.0f} MiB "
+            f"{type(self).__name__}: the embedding tables will take {size / 2**20:,.0f} MiB "
+            f"({schema.embedding_rows:,} vocabulary rows"
+            + (f", embedding_dim={dim}" if dim is not None else "")
+            + f"), above the budget of {EMBEDDING_MEMORY_BUDGET / 2**20:,.0f} MiB "
             "(skctr.base.EMBEDDING_MEMORY_BUDGET); Adam keeps two more tables of that size "
             f"while training. The largest vocabularies: {listed}. Reduce it with the "
             "CTRFeatureTransformer's max_categories, min_frequency or hash_buckets (e.g. "
@@ -310,6 +311,20 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             EmbeddingMemoryWarning,
             stacklevel=4,
         )
+
+    def _table_bytes(self) -> int:
+        """Bytes of the core's ``nn.Embedding`` tables, counted on a copy built on the meta
+        device (no memory); a core that cannot be built there is estimated from the schema."""
+        try:
+            with torch.device("meta"):
+                core = self._core_class()(self._schema, **self._core_kwargs())
+            return sum(
+                m.weight.numel() * m.weight.element_size()
+                for m in core.modules()
+                if isinstance(m, nn.Embedding)
+            )
+        except Exception:  # a user core doing real work in __init__
+            return self._schema.embedding_rows * int(getattr(self, "embedding_dim", 1)) * 4
 
     def _build(self, seed: int) -> None:
         self._check_memory()

@@ -15,13 +15,20 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 import skctr
-from skctr import CTRClassifier, CTRFeatureTransformer, DeepFMClassifier, LRClassifier
+from skctr import (
+    CTRClassifier,
+    CTRFeatureTransformer,
+    DeepFMClassifier,
+    LRClassifier,
+    MLRClassifier,
+)
 from skctr.base import EmbeddingMemoryWarning
 from skctr.cores import FactorizationMachineModel
 from skctr.datasets import load_criteo_8k
@@ -443,17 +450,41 @@ def test_memory_budget_warning_names_the_size_and_the_remedy(logs, monkeypatch):
     schema = clf.features_.schema_
     assert schema.embedding_rows == FieldEmbedding(schema, 4).num_rows
     monkeypatch.setattr(skctr.base, "EMBEDDING_MEMORY_BUDGET", 1000)
-    size = schema.embedding_rows * 16 * 4 / 2**20
     with pytest.warns(EmbeddingMemoryWarning) as record:
-        DeepFMClassifier(**{**FAST, "embedding_dim": 16, "max_epochs": 1}).fit(X, y)
+        clf = DeepFMClassifier(**{**FAST, "embedding_dim": 16, "max_epochs": 1}).fit(X, y)
+    # every table the core holds: the embedding (16 wide) and the first-order weights
+    tables = [m.weight for m in clf.core_.modules() if isinstance(m, torch.nn.Embedding)]
+    size = sum(t.numel() * 4 for t in tables) / 2**20
+    first_order_rows = FieldEmbedding(schema, 1, shared_rows=False).num_rows  # own history rows
+    assert len(tables) == 2
+    assert size == (schema.embedding_rows * 16 + first_order_rows) * 4 / 2**20
     message = str(record[0].message)
-    assert f"{size:,.0f} MiB ({schema.embedding_rows:,} rows x embedding_dim=16" in message
+    assert (
+        f"{size:,.0f} MiB ({schema.embedding_rows:,} vocabulary rows, embedding_dim=16" in message
+    )
     for remedy in ("max_categories", "hash_buckets", "embedding_dim", "'item_id' (33 rows)"):
         assert remedy in message
     monkeypatch.undo()
     with warnings.catch_warnings():
         warnings.simplefilter("error", EmbeddingMemoryWarning)
         DeepFMClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+
+
+def test_memory_budget_counts_every_table_of_the_core(logs, monkeypatch):
+    # MLR has no embedding_dim: its two tables of region_num columns are counted as built
+    import skctr.base
+
+    X, y, _ = logs
+    settings = {k: v for k, v in FAST.items() if k not in ("embedding_dim", "hidden_units")}
+    clf = MLRClassifier(**{**settings, "max_epochs": 1, "region_num": 4})
+    clf.fit(X, y)
+    built = sum(
+        m.weight.numel() * 4 for m in clf.core_.modules() if isinstance(m, torch.nn.Embedding)
+    )
+    assert clf._table_bytes() == built
+    monkeypatch.setattr(skctr.base, "EMBEDDING_MEMORY_BUDGET", built - 1)
+    with pytest.warns(EmbeddingMemoryWarning, match="MLRClassifier"):
+        clf.fit(X, y)
 
 
 def test_predict_proba_from_several_threads_equals_serial(logs):
