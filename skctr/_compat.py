@@ -17,6 +17,7 @@ __all__ = [
     "StrOptions",
     "autocast_dtype",
     "autocast_off",
+    "autocast_product_dtype",
     "validate_data",
     "validate_params",
 ]
@@ -50,6 +51,15 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     if device_type == "cuda":
         return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
     return None
+
+
+def autocast_product_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast would run a matrix product of ``x`` in, or None to leave it.
+
+    What a custom function that writes its products with ``out=`` casts its inputs to:
+    :func:`autocast_dtype` of ``x``'s device, except that autocast leaves float64 alone.
+    """
+    return autocast_dtype(x.device.type) if x.dtype != torch.float64 else None
 
 
 def autocast_off(device_type: str) -> contextlib.AbstractContextManager:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from skctr._compat import autocast_off
+
 __all__ = ["ACTIVATIONS", "Dice", "get_activation"]
 
 #: Names accepted by :func:`get_activation` (and by the estimators' ``activation`` parameter).
@@ -36,7 +38,9 @@ def first_order_backward(backward: _Backward) -> _Backward:
     """Mark a custom autograd Function's hand-written ``backward`` as having no second derivative.
 
     Autograd runs ``backward`` without recording a graph unless ``create_graph=True``; this
-    refuses that case with an error naming the function. (``torch``'s
+    refuses that case with an error naming the function, and runs ``backward`` with autocast
+    off, in the dtypes its forward saved (a backward called inside an autocast region would
+    otherwise mix them). (``torch``'s
     ``once_differentiable`` raises only when the gradient it returns depends on the incoming
     one; with a constant incoming gradient, as from ``out.sum()``, it lets the second
     derivative silently count as zero, so a gradient penalty would get no gradient through
@@ -61,7 +65,8 @@ def first_order_backward(backward: _Backward) -> _Backward:
                 "derivative; backward with create_graph=True (double backward, a gradient "
                 "penalty) is not supported through this layer."
             )
-        return backward(ctx, *grads)
+        with autocast_off(grads[0].device.type):
+            return backward(ctx, *grads)
 
     return checked
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from skctr._compat import autocast_dtype, autocast_off
+from skctr._compat import autocast_off, autocast_product_dtype
 from skctr.nn.activation import (
     _check_dropout,
     _check_int,
@@ -141,13 +141,14 @@ class _Interacting(torch.autograd.Function):
         out = weight[3 * width :] @ x_t if residual else projected.new_zeros(width, x_t.shape[1])
         probs = []
         accumulate = torch.promote_types(x_t.dtype, torch.float32)
+        blocks, out_blocks = _heads(projected, dim, rows), _heads(out, dim, rows)
         for h in range(heads):
-            q, k, v = (_head(projected, slot * width + h * dim, dim, rows) for slot in range(3))
+            q, k, v = blocks[h], blocks[heads + h], blocks[2 * heads + h]
             scores_t = torch.bmm(k.transpose(1, 2), q)  # S^T, (rows, L_k, L_q)
             if scale != 1.0:
                 scores_t.mul_(scale)
             probs.append(torch.softmax(scores_t, dim=1, dtype=accumulate).to(x_t.dtype))
-            _head(out, h * dim, dim, rows).add_(torch.bmm(v, probs[h]))
+            out_blocks[h].add_(torch.bmm(v, probs[h]))
         out.relu_()
         ctx.save_for_backward(x_t, weight, projected, out, *probs)
         ctx.config = (heads, dim, rows, scale, residual)
@@ -156,11 +157,6 @@ class _Interacting(torch.autograd.Function):
     @staticmethod
     @first_order_backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        with autocast_off(grad.device.type):  # in the forward's dtype, as saved
-            return _Interacting._backward(ctx, grad)
-
-    @staticmethod
-    def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x_t, weight, projected, out, *probs = ctx.saved_tensors
         heads, dim, rows, scale, residual = ctx.config
         width = heads * dim
@@ -168,33 +164,28 @@ class _Interacting(torch.autograd.Function):
         grad_projected = projected.new_empty(weight.shape[0], projected.shape[1])
         if residual:
             grad_projected[3 * width :] = grad
-        for h in range(heads):
-            q, k, v = (_head(projected, slot * width + h * dim, dim, rows) for slot in range(3))
-            g = _head(grad, h * dim, dim, rows)
-            p_t = probs[h]
-            _head(grad_projected, 2 * width + h * dim, dim, rows).copy_(
-                torch.bmm(g, p_t.transpose(1, 2))
-            )
+        blocks, grad_blocks = _heads(projected, dim, rows), _heads(grad_projected, dim, rows)
+        for h, (g, p_t) in enumerate(zip(_heads(grad, dim, rows), probs, strict=True)):
+            q, k, v = blocks[h], blocks[heads + h], blocks[2 * heads + h]
+            grad_blocks[2 * heads + h].copy_(torch.bmm(g, p_t.transpose(1, 2)))
             grad_scores_t = torch._softmax_backward_data(
                 torch.bmm(v.transpose(1, 2), g), p_t, 1, p_t.dtype
             )
             if scale != 1.0:
                 grad_scores_t.mul_(scale)
-            _head(grad_projected, h * dim, dim, rows).copy_(torch.bmm(k, grad_scores_t))
-            _head(grad_projected, width + h * dim, dim, rows).copy_(
-                torch.bmm(q, grad_scores_t.transpose(1, 2))
-            )
+            grad_blocks[h].copy_(torch.bmm(k, grad_scores_t))
+            grad_blocks[heads + h].copy_(torch.bmm(q, grad_scores_t.transpose(1, 2)))
         grad_x = weight.t() @ grad_projected if ctx.needs_input_grad[0] else None
         grad_weight = grad_projected @ x_t.t() if ctx.needs_input_grad[1] else None
         return grad_x, grad_weight, None, None, None, None, None
 
 
-def _head(feature_major: Tensor, start: int, dim: int, rows: int) -> Tensor:
-    """Rows ``start:start + dim`` of a feature-major ``(C, rows * L)`` tensor as the
-    ``(rows, dim, L)`` view of one matrix per row (no copy)."""
-    block = feature_major[start : start + dim]
-    fields = block.shape[1] // rows if rows else 0
-    return block.view(dim, rows, fields).transpose(0, 1)
+def _heads(feature_major: Tensor, dim: int, rows: int) -> Tensor:
+    """A feature-major ``(C, rows * L)`` tensor as ``C / dim`` blocks of ``dim`` rows, each
+    the ``(rows, dim, L)`` view of one matrix per row: ``(C / dim, rows, dim, L)``, no copy."""
+    channels, columns = feature_major.shape
+    fields = columns // rows if rows else 0
+    return feature_major.view(channels // dim, dim, rows, fields).transpose(1, 2)
 
 
 class InteractingLayer(nn.Module):
@@ -294,7 +285,7 @@ class InteractingLayer(nn.Module):
         weight = torch.cat(weights)
         # feature-major: free when x is a previous layer's output (a view of one)
         x_t = x.permute(2, 0, 1).reshape(self.embedding_dim, batch * fields)
-        dtype = autocast_dtype(x.device.type) if x.dtype != torch.float64 else None
+        dtype = autocast_product_dtype(x)
         if dtype is not None:  # what autocast would give the projection
             x_t, weight = x_t.to(dtype), weight.to(dtype)
         scale = 1.0 / math.sqrt(self.attention_dim) if self.scaled else 1.0

@@ -182,13 +182,12 @@ class FieldEmbedding(nn.Module):
         if dense is not None and not self.dense_fields and dense.shape[0]:
             state[prefix + "dense_weight"] = dense[:0]
         table = state.get(prefix + "table.weight")
+        if self.shared_rows or table is None or table.shape[0] == self.table.num_embeddings:
+            return
         old_offsets, old_blocks = _table_layout(self.schema, shared_rows=True)
-        old_rows = sum(rows for _, rows in old_blocks)
-        if self.shared_rows or table is None or table.shape[0] != max(old_rows, 1):
-            return
+        if table.shape[0] != max(sum(rows for _, rows in old_blocks), 1):
+            return  # not the old layout: let loading report the mismatch
         _, blocks = _table_layout(self.schema, self.shared_rows)
-        if len(blocks) == len(old_blocks):
-            return
         state[prefix + "table.weight"] = torch.cat(
             [table[old_offsets[vocab] : old_offsets[vocab] + rows] for vocab, rows in blocks]
         )

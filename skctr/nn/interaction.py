@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from skctr._compat import autocast_dtype
+from skctr._compat import autocast_product_dtype
 from skctr.nn.activation import (
     _check_choice,
     _check_int,
@@ -598,9 +598,8 @@ class CIN(nn.Module):
         pooled: list[Tensor] = []
         # embedding axis first: each of the B * D positions is one row, (B * D, m)
         xt = x.transpose(1, 2).reshape(batch * dim, self.num_fields)
-        # autocast casts float32 (not float64) matrix products; the blocked products use
-        # out=, which it does not see, so cast here as it would
-        dtype = autocast_dtype(x.device.type) if x.dtype != torch.float64 else None
+        # the blocked products use out=, which autocast does not see: cast as it would
+        dtype = autocast_product_dtype(x)
         if dtype is not None:
             xt = xt.to(dtype)
         hidden = xt
