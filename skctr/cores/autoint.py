@@ -92,7 +92,7 @@ class AutoInt(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields, deep_in = self.embedding.fields_and_deep(batch)
+        fields, deep_in = self.embedding.fields_and_deep(batch, as_blocks=True)
         logit = self.head(self.interacting(fields).flatten(1)).squeeze(-1)
         if self.mlp is not None:
             logit = logit + self.mlp(deep_in).squeeze(-1)

@@ -77,6 +77,8 @@ class DCN(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        x0 = self.embedding.deep_input(batch)
-        parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(x0)]
+        blocks = self.embedding.deep_input(batch, as_blocks=True)
+        x0 = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
+        # the MLP reads the blocks: no input gradient for the raw dense values
+        parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(blocks)]
         return self.head(torch.cat(parts, dim=1)).squeeze(-1)

@@ -149,5 +149,5 @@ class DIN(nn.Module):
             attended = self.attention(query, keys, lengths).split(self.embedding_dim, dim=1)
             for j, vector in zip(self.histories, attended, strict=True):
                 seqs[j] = vector
-        deep_in = torch.cat([sparse.flatten(1), *seqs, batch.dense], dim=1)
-        return self.mlp(deep_in).squeeze(-1)
+        pooled = torch.cat(seqs, dim=1) if seqs else batch.dense[:, :0]
+        return self.mlp([sparse.flatten(1), pooled, batch.dense]).squeeze(-1)

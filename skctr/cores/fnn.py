@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..nn import MLP
@@ -67,5 +66,4 @@ class FNN(nn.Module):
         """Logits of shape (B,)."""
         weights = self.linear.weights(batch).flatten(1)  # (B, F)
         bias = self.linear.bias.expand(batch.num_rows, 1)  # (B, 1)
-        z = torch.cat([bias, weights, self.embedding(batch).flatten(1)], dim=1)
-        return self.mlp(z).squeeze(-1)
+        return self.mlp([bias, weights, self.embedding(batch).flatten(1)]).squeeze(-1)

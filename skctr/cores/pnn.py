@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..nn import MLP, InnerProduct, OuterProduct
@@ -76,10 +75,9 @@ class PNN(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields, deep_in = self.embedding.fields_and_deep(batch)
-        parts = [deep_in]
+        fields, parts = self.embedding.fields_and_deep(batch, as_blocks=True)
         if self.inner is not None:
             parts.append(self.inner(fields))
         if self.outer is not None:
             parts.append(self.outer(fields))
-        return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
+        return self.mlp(parts).squeeze(-1)

@@ -103,7 +103,7 @@ class WideDeep(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         wide = self.linear(batch) + self.cross_weights(self.cross_ids(batch)).sum(dim=(1, 2))
-        deep_in = self.embedding.deep_input(batch)
+        deep_in = self.embedding.deep_input(batch, as_blocks=True)
         deep = self.mlp(deep_in).squeeze(-1)
         return wide + deep
 

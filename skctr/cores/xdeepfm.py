@@ -77,7 +77,7 @@ class XDeepFM(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields, deep_in = self.embedding.fields_and_deep(batch)
+        fields, deep_in = self.embedding.fields_and_deep(batch, as_blocks=True)
         explicit = self.cin_head(self.cin(fields)).squeeze(-1)
         implicit = self.mlp(deep_in).squeeze(-1)
         return self.linear(batch) + explicit + implicit

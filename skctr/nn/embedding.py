@@ -236,7 +236,9 @@ class FieldEmbedding(nn.Module):
         schema = self.schema
         return (len(schema.sparse) + len(schema.sequence)) * self.embedding_dim + len(schema.dense)
 
-    def fields_and_deep(self, batch: TensorBatch) -> tuple[Tensor, Tensor]:
+    def fields_and_deep(
+        self, batch: TensorBatch, *, as_blocks: bool = False
+    ) -> tuple[Tensor, Tensor | list[Tensor]]:
         """All fields as vectors, and the input of a model's MLP.
 
         The MLP input holds the categorical field vectors and the raw dense values. A first
@@ -250,18 +252,21 @@ class FieldEmbedding(nn.Module):
         ----------
         batch : TensorBatch
             The rows.
+        as_blocks : bool, default=False
+            Return the MLP input as the list of its non-empty blocks (what
+            :class:`~skctr.nn.MLP` reads without concatenating them) instead of one tensor.
 
         Returns
         -------
         fields : Tensor of shape (B, num_fields, K)
             What :meth:`forward` returns.
-        deep : Tensor of shape (B, deep_dim)
+        deep : Tensor of shape (B, deep_dim), or list of Tensor
             What :meth:`deep_input` returns.
         """
         parts = self._field_parts(batch)
-        return torch.cat(parts, dim=1), self._deep(parts[0], parts[-1], batch.dense)
+        return torch.cat(parts, dim=1), self._deep(parts[0], parts[-1], batch.dense, as_blocks)
 
-    def deep_input(self, batch: TensorBatch) -> Tensor:
+    def deep_input(self, batch: TensorBatch, *, as_blocks: bool = False) -> Tensor | list[Tensor]:
         """The input of a model's MLP alone, for models without an interaction part on the
         field vectors (Deep & Cross, Wide & Deep): see :meth:`fields_and_deep`.
 
@@ -269,21 +274,28 @@ class FieldEmbedding(nn.Module):
         ----------
         batch : TensorBatch
             The rows.
+        as_blocks : bool, default=False
+            Return the non-empty blocks below as a list instead of their concatenation.
 
         Returns
         -------
-        Tensor of shape (B, deep_dim)
+        Tensor of shape (B, deep_dim), or list of Tensor
             Sparse field vectors, then sequence field vectors (flattened), then the dense
             values.
         """
-        return self._deep(*self._sparse_and_pooled(batch), batch.dense)
+        return self._deep(*self._sparse_and_pooled(batch), batch.dense, as_blocks)
 
     def _sparse_and_pooled(self, batch: TensorBatch) -> tuple[Tensor, Tensor]:
         return self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
 
     @staticmethod
-    def _deep(sparse: Tensor, pooled: Tensor, dense: Tensor) -> Tensor:
-        return torch.cat([sparse.flatten(1), pooled.flatten(1), dense], dim=1)
+    def _deep(
+        sparse: Tensor, pooled: Tensor, dense: Tensor, as_blocks: bool
+    ) -> Tensor | list[Tensor]:
+        blocks = [sparse.flatten(1), pooled.flatten(1), dense]
+        if as_blocks:
+            return [b for b in blocks if b.shape[1]]
+        return torch.cat(blocks, dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """All fields as vectors: (B, num_fields, K)."""

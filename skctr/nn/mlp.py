@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence, get_activation
@@ -81,26 +82,51 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.output_dim: int = width
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         """Run the tower.
 
         Parameters
         ----------
-        x : torch.Tensor of shape (B, in_dim) or (..., in_dim)
-            Input features.
+        x : torch.Tensor of shape (B, in_dim) or (..., in_dim), or a sequence of them
+            Input features, or their blocks in order (widths summing to ``in_dim``, the
+            same leading axes): the same as their concatenation along the last axis,
+            without building it. The first layer multiplies each block by its columns of
+            the weight, so a block that needs no gradient (raw dense values) costs no
+            input-gradient product, and odd total widths do not slow the products down.
 
         Returns
         -------
         torch.Tensor of shape (B, output_dim) or (..., output_dim)
             Output of the last layer.
         """
-        if x.shape[-1] != self.in_dim:
+        blocks = [x] if isinstance(x, Tensor) else [b for b in x if b.shape[-1]]
+        width = sum(b.shape[-1] for b in blocks)
+        if not blocks or width != self.in_dim:
+            shapes = tuple(x.shape) if isinstance(x, Tensor) else [tuple(b.shape) for b in x]
             raise ValueError(
-                f"MLP(in_dim={self.in_dim}) got input of shape {tuple(x.shape)}: its last axis "
-                f"must have size {self.in_dim}."
+                f"MLP(in_dim={self.in_dim}) got input of shape {shapes}: its last axis "
+                f"(summed over blocks) must have size {self.in_dim}."
             )
-        if x.dim() == 2:
-            return self.layers(x)
-        leading = x.shape[:-1]
-        out = self.layers(x.reshape(-1, self.in_dim))
-        return out.reshape(*leading, self.output_dim)
+        leading = blocks[0].shape[:-1]
+        if len(leading) != 1:
+            blocks = [b.reshape(-1, b.shape[-1]) for b in blocks]
+        layers = iter(self.layers)
+        first = next(layers, None)
+        if len(blocks) == 1 or not isinstance(first, nn.Linear):
+            h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+            h = first(h) if first is not None else h
+        else:
+            h, start = None, 0
+            for block in blocks:
+                weight = first.weight[:, start : start + block.shape[-1]]
+                start += block.shape[-1]
+                h = (
+                    nn.functional.linear(block, weight, first.bias)
+                    if h is None
+                    else torch.addmm(h, block, weight.t())
+                )
+        for layer in layers:
+            h = layer(h)
+        if len(leading) != 1:
+            h = h.reshape(*leading, self.output_dim)
+        return h

@@ -81,6 +81,23 @@ def test_without_dense_fields_the_vectors_skip_them_and_the_mlp_input_keeps_them
     torch.testing.assert_close(full.deep_input(batch), full_deep)
 
 
+def test_mlp_input_as_blocks_are_the_non_empty_pieces_in_order():
+    torch.manual_seed(0)
+    emb = FieldEmbedding(SCHEMA, 3).eval()
+    batch = _batch(5, np.random.default_rng(5))
+    _, deep = emb.fields_and_deep(batch)
+    _, blocks = emb.fields_and_deep(batch, as_blocks=True)
+    assert [b.shape[1] for b in blocks] == [6, 3, 1]  # sparse, pooled sequence, dense
+    torch.testing.assert_close(torch.cat(blocks, dim=1), deep)
+    torch.testing.assert_close(torch.cat(emb.deep_input(batch, as_blocks=True), dim=1), deep)
+    no_dense = FeatureSchema(sparse=(SparseField("a", 50),))
+    codes = TensorBatch(
+        torch.tensor([[3], [4]]), torch.zeros(2, 0), (), torch.zeros(2, 0, dtype=torch.long)
+    )
+    blocks = FieldEmbedding(no_dense, 4).deep_input(codes, as_blocks=True)
+    assert [b.shape for b in blocks] == [(2, 4)]  # the empty pieces are left out
+
+
 def test_without_shared_rows_a_history_looks_up_rows_of_its_own():
     torch.manual_seed(0)
     emb = FieldEmbedding(SCHEMA, 3, shared_rows=False).eval()

@@ -95,6 +95,40 @@ def test_mlp_accepts_leading_axes():
     torch.testing.assert_close(out, mlp(x.reshape(18, 4)).reshape(3, 6, 2))
 
 
+@pytest.mark.parametrize(
+    ("hidden", "output_dim", "batch_norm", "widths", "leading"),
+    [
+        ((6, 3), 1, False, (4, 0, 2, 3), (7,)),
+        ((5,), None, True, (2, 7), (7,)),
+        ((), 2, False, (3, 1), (7,)),  # the single layer is the output layer
+        ((), None, False, (3, 1), (7,)),  # identity: the blocks are concatenated
+        ((4,), 1, False, (5, 1), (2, 3)),  # leading axes
+    ],
+)
+def test_mlp_blocks_equal_their_concatenation(hidden, output_dim, batch_norm, widths, leading):
+    mlp = MLP(sum(widths), hidden, batch_norm=batch_norm, output_dim=output_dim).double()
+    blocks = [torch.randn(*leading, w, dtype=torch.float64) for w in widths]
+    blocks[0].requires_grad_()  # the others, like raw dense values, need no gradient
+    out = mlp(blocks)
+    grad = torch.randn_like(out)
+    params = [blocks[0], *mlp.parameters()]
+    got = torch.autograd.grad(out, params, grad)
+    whole = torch.cat([b.detach() for b in blocks], dim=-1)
+    first = whole[..., : widths[0]].requires_grad_()
+    expected = mlp(torch.cat([first, whole[..., widths[0] :]], dim=-1))
+    torch.testing.assert_close(out, expected)
+    want = torch.autograd.grad(expected, [first, *mlp.parameters()], grad)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+
+
+def test_mlp_rejects_blocks_of_the_wrong_total_width():
+    with pytest.raises(ValueError, match=r"in_dim=5.*summed over blocks"):
+        MLP(5, (3,))([torch.randn(2, 3), torch.randn(2, 3)])
+    with pytest.raises(ValueError, match="in_dim=5"):
+        MLP(5, (3,))([])
+
+
 def test_mlp_dropout_active_only_in_training():
     mlp = MLP(8, (64,), dropout=0.5)
     x = torch.randn(16, 8)
