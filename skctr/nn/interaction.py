@@ -72,17 +72,21 @@ class _PairwiseSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, reduce_sum: bool) -> Tensor:
         total = x.sum(dim=1)  # (B, K)
-        out = 0.5 * (total.square() - x.square().sum(dim=1))
         ctx.save_for_backward(x, total)
         ctx.reduce_sum = reduce_sum
-        return out.sum(dim=1) if reduce_sum else out
+        # sums of squares as squared norms: one pass over x, no (B, F, K) intermediate
+        if reduce_sum:
+            norm = torch.linalg.vector_norm
+            return 0.5 * (norm(total, dim=1).square() - norm(x.flatten(1), dim=1).square())
+        return 0.5 * (total.square() - torch.linalg.vector_norm(x, dim=1).square())
 
     @staticmethod
     @first_order_backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         x, total = ctx.saved_tensors
-        grad = grad[:, None, None] if ctx.reduce_sum else grad[:, None, :]
-        return (total.unsqueeze(1) - x).mul_(grad), None
+        grad = grad[:, None] if ctx.reduce_sum else grad  # (B, 1) or (B, K)
+        # grad * (total - x) in one pass over x
+        return torch.addcmul((total * grad).unsqueeze(1), x, grad.unsqueeze(1), value=-1), None
 
 
 class FactorizationMachine(nn.Module):
