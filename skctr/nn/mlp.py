@@ -116,10 +116,10 @@ class MLP(nn.Module):
             h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
             h = first(h) if first is not None else h
         else:
-            h, start = None, 0
-            for block in blocks:
-                weight = first.weight[:, start : start + block.shape[-1]]
-                start += block.shape[-1]
+            # one split (its gradient is one concatenation, not a zero-filled copy per block)
+            weights = first.weight.split([b.shape[-1] for b in blocks], dim=1)
+            h = None
+            for block, weight in zip(blocks, weights, strict=True):
                 h = (
                     nn.functional.linear(block, weight, first.bias)
                     if h is None
