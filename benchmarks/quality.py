@@ -81,7 +81,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATASETS = ("criteo_8k", "avazu_9k", "movielens")
 ECE_BINS = 15
-PEER_MAX_EPOCHS = 20
+PEER_MAX_EPOCHS = 100  # skctr's cap with early stopping (max_epochs='auto')
 PEER_PATIENCE = 2
 NO_HISTORY = "DeepFM (no history)"
 ONEHOT_LR = "one-hot LR"

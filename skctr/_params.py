@@ -119,10 +119,13 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "max_epochs",
-        20,
-        [_POS_INT],
-        "int",
-        "Maximum number of passes over the training rows.",
+        "auto",
+        [StrOptions({"auto"}), _POS_INT],
+        "'auto' or int",
+        """Maximum number of passes over the training rows. ``'auto'``: 100 when early
+        stopping runs (the validation loss decides when to stop; this only bounds it), else
+        20 (without a validation split this is the length of training, and more passes
+        overfit small data).""",
     ),
     Param(
         "early_stopping",
@@ -131,7 +134,7 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         "'auto' or bool",
         """Hold out ``validation_fraction`` of the rows (a stratified random split), stop when
         the validation log-loss has not improved for ``n_iter_no_change`` epochs and restore
-        the best weights. ``'auto'`` turns it on when there are at least 1,000 rows.""",
+        the best weights. ``'auto'`` turns it on when there are at least 800 rows.""",
     ),
     Param(
         "validation_fraction",

@@ -40,7 +40,9 @@ from .training.loop import (
     train,
 )
 
-_EARLY_STOPPING_MIN_ROWS = 1000
+_EARLY_STOPPING_MIN_ROWS = 800
+#: What ``max_epochs='auto'`` means without and with early stopping.
+_AUTO_MAX_EPOCHS = {False: 20, True: 100}
 
 #: Size in bytes of an embedding table above which ``fit`` warns before allocating it
 #: (an :class:`EmbeddingMemoryWarning`). Change it with
@@ -259,10 +261,13 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
-    def _config(self) -> TrainConfig:
+    def _config(self, early_stopping: bool = False) -> TrainConfig:
+        max_epochs = self.max_epochs
+        if max_epochs == "auto":
+            max_epochs = _AUTO_MAX_EPOCHS[early_stopping]
         return TrainConfig(
             batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
+            max_epochs=max_epochs,
             l2_embedding=self.l2_embedding,
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
@@ -399,7 +404,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             generator = torch.Generator().manual_seed(seed)
             if not continuing:
                 self._pretrain(data, targets, weights, generator)
-            config = self._config()
+            config = self._config(early_stopping=val is not None)
             config.on_epoch_end = self._checkpoint_writer()
             train(self.core_, data, targets, weights, self._state, config, generator, val)
         return self

@@ -125,6 +125,21 @@ def test_history_and_early_stopping(criteo):
     assert len(no_es.history_) == 2 and "val_logloss" not in no_es.history_[0]
 
 
+def test_auto_early_stopping_from_800_rows_and_auto_epoch_cap(criteo):
+    X, y = criteo
+    fast = {"random_state": 0}
+    with_val = LRClassifier(**fast, max_epochs=1).fit(X.iloc[:800], y.iloc[:800])
+    without = LRClassifier(**fast, max_epochs=1).fit(X.iloc[:799], y.iloc[:799])
+    assert "val_logloss" in with_val.history_[0]
+    assert "val_logloss" not in without.history_[0]
+    short = LRClassifier(**fast, early_stopping=False).fit(X.iloc[:300], y.iloc[:300])
+    assert short.max_epochs == "auto" and len(short.history_) == 20
+    # a cap only, when the validation loss decides; the length of training, when not
+    assert short._config(early_stopping=True).max_epochs == 100
+    assert short._config(early_stopping=False).max_epochs == 20
+    assert with_val._config(early_stopping=True).max_epochs == 1
+
+
 def test_partial_fit_and_warm_start(criteo):
     X, y = criteo
     clf = DeepFMClassifier(**FAST)
