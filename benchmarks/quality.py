@@ -23,8 +23,9 @@ sequence_features=...)``), a seed and one torch thread, and compared with:
 * DeepCTR-Torch 0.3.0 where it has the model, with its defaults (model, embedding size 4,
   ``"adam"``, batch size 256) on the same encoded input as skctr (see ``benchmarks/models.py``).
   The peer trains one epoch unless told otherwise and has no early stopping of its own, so it
-  gets skctr's: 10 % stratified validation rows, at most 20 epochs, stop after 2 without a
-  better validation log-loss, best weights restored.
+  gets skctr's: 10 % stratified validation rows, at most 100 epochs (the cap of skctr's
+  ``max_epochs='auto'``), stop after 2 without a better validation log-loss, best weights
+  restored.
 
 Protocols:
 

@@ -263,7 +263,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
 
     def _config(self, early_stopping: bool = False) -> TrainConfig:
         max_epochs = self.max_epochs
-        if max_epochs == "auto":
+        if isinstance(max_epochs, str):  # "auto"
             max_epochs = _AUTO_MAX_EPOCHS[early_stopping]
         return TrainConfig(
             batch_size=self.batch_size,

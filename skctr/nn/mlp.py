@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -93,26 +94,38 @@ class MLP(nn.Module):
             without building it. The first layer multiplies each block by its columns of
             the weight, so a block that needs no gradient (raw dense values) costs no
             input-gradient product, and odd total widths do not slow the products down.
+            Blocks of different dtypes are promoted as concatenation would. A first layer
+            that is a subclass of ``Linear`` or carries hooks gets the concatenation.
 
         Returns
         -------
         torch.Tensor of shape (B, output_dim) or (..., output_dim)
             Output of the last layer.
         """
-        blocks = [x] if isinstance(x, Tensor) else [b for b in x if b.shape[-1]]
+        given = [x] if isinstance(x, Tensor) else list(x)
+        blocks = [b for b in given if b.shape[-1]] if len(given) > 1 else given
         width = sum(b.shape[-1] for b in blocks)
         if not blocks or width != self.in_dim:
-            shapes = tuple(x.shape) if isinstance(x, Tensor) else [tuple(b.shape) for b in x]
             raise ValueError(
-                f"MLP(in_dim={self.in_dim}) got input of shape {shapes}: its last axis "
-                f"(summed over blocks) must have size {self.in_dim}."
+                f"MLP(in_dim={self.in_dim}) got input of shape "
+                f"{[tuple(b.shape) for b in given] if len(given) != 1 else tuple(given[0].shape)}: "
+                f"its last axis (summed over blocks) must have size {self.in_dim}."
             )
         leading = blocks[0].shape[:-1]
+        if any(b.shape[:-1] != leading for b in blocks):
+            raise ValueError(
+                f"MLP(in_dim={self.in_dim}) got blocks of shapes "
+                f"{[tuple(b.shape) for b in given]}: all but their last axes must agree."
+            )
+        dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
+        blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
         if len(leading) != 1:
             blocks = [b.reshape(-1, b.shape[-1]) for b in blocks]
         layers = iter(self.layers)
         first = next(layers, None)
-        if len(blocks) == 1 or not isinstance(first, nn.Linear):
+        plain = type(first) is nn.Linear and not (first._forward_hooks or first._forward_pre_hooks)
+        if len(blocks) == 1 or not plain:
+            # a subclass or a hooked layer (pruning, weight norm) runs its own forward
             h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
             h = first(h) if first is not None else h
         else:

@@ -122,11 +122,34 @@ def test_mlp_blocks_equal_their_concatenation(hidden, output_dim, batch_norm, wi
         torch.testing.assert_close(g, w)
 
 
-def test_mlp_rejects_blocks_of_the_wrong_total_width():
+def test_mlp_rejects_blocks_of_the_wrong_total_width_or_leading_axes():
     with pytest.raises(ValueError, match=r"in_dim=5.*summed over blocks"):
         MLP(5, (3,))([torch.randn(2, 3), torch.randn(2, 3)])
     with pytest.raises(ValueError, match="in_dim=5"):
         MLP(5, (3,))([])
+    with pytest.raises(ValueError, match="in_dim=5"):
+        MLP(5, (3,))([torch.randn(2, 4)])
+    with pytest.raises(ValueError, match="all but their last axes must agree"):
+        MLP(5, (3,))([torch.randn(1, 3), torch.randn(6, 2)])  # would broadcast
+    with pytest.raises(ValueError, match="all but their last axes must agree"):
+        MLP(5, (3,))([torch.randn(2, 3, 3), torch.randn(3, 2, 2)])  # would mix rows
+
+
+def test_mlp_blocks_of_mixed_dtypes_are_promoted_like_a_concatenation():
+    mlp = MLP(5, (3,), output_dim=1).double()
+    blocks = [torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2)]
+    out = mlp(blocks)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, mlp(torch.cat(blocks, dim=1)))
+
+
+def test_mlp_blocks_run_a_hooked_first_layer_through_its_forward():
+    mlp = MLP(5, (3,), output_dim=1)
+    calls = []
+    mlp.layers[0].register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    blocks = [torch.randn(4, 3), torch.randn(4, 2)]
+    torch.testing.assert_close(mlp(blocks), mlp(torch.cat(blocks, dim=1)))
+    assert calls == [(4, 5), (4, 5)]  # the hook saw the concatenated input both times
 
 
 def test_mlp_dropout_active_only_in_training():
