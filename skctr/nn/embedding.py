@@ -70,10 +70,11 @@ def _table_layout(
 ) -> tuple[dict[str, int], list[tuple[str, int]]]:
     """Where each vocabulary's rows start in the fused table, and its blocks in order.
 
-    Returns the first row of each block's owner (a sparse field, or a sequence that has
-    rows of its own) and the blocks as ``(vocabulary, rows)``: the vocabulary whose codes
-    fill the block (a sequence given its own rows with ``shared_rows=False`` is filled with
-    its sparse field's codes, so its block is that field's size).
+    Returns the first row each field's codes are shifted by (a sequence that shares a
+    sparse field's rows gets that field's) and the blocks as ``(vocabulary, rows)``: the
+    vocabulary whose codes fill the block (a sequence given its own rows with
+    ``shared_rows=False`` is filled with its sparse field's codes, so its block is that
+    field's size).
     """
     own = [*schema.sparse, *(f for f in schema.sequence if f.shares is None)]
     sizes = {f.name: f.vocab_size for f in own}
@@ -87,6 +88,8 @@ def _table_layout(
         offsets[owner] = total
         blocks.append((vocabulary, sizes[vocabulary]))
         total += sizes[vocabulary]
+    for f in schema.sequence:
+        offsets.setdefault(f.name, offsets[f.shares or f.name])  # rows shared
     return offsets, blocks
 
 
@@ -161,9 +164,7 @@ class FieldEmbedding(nn.Module):
             torch.tensor([offsets[f.name] for f in schema.sparse], dtype=torch.long),
             persistent=False,
         )
-        self.seq_offsets = [
-            offsets[f.shares if shared_rows and f.shares else f.name] for f in schema.sequence
-        ]
+        self.seq_offsets = [offsets[f.name] for f in schema.sequence]
         self.pool = SequencePooling(pooling)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -184,9 +185,9 @@ class FieldEmbedding(nn.Module):
         table = state.get(prefix + "table.weight")
         if self.shared_rows or table is None or table.shape[0] == self.table.num_embeddings:
             return
-        old_offsets, old_blocks = _table_layout(self.schema, shared_rows=True)
-        if table.shape[0] != max(sum(rows for _, rows in old_blocks), 1):
+        if table.shape[0] != max(self.schema.embedding_rows, 1):
             return  # not the old layout: let loading report the mismatch
+        old_offsets, _ = _table_layout(self.schema, shared_rows=True)
         _, blocks = _table_layout(self.schema, self.shared_rows)
         state[prefix + "table.weight"] = torch.cat(
             [table[old_offsets[vocab] : old_offsets[vocab] + rows] for vocab, rows in blocks]

@@ -102,44 +102,43 @@ class MLP(nn.Module):
         torch.Tensor of shape (B, output_dim) or (..., output_dim)
             Output of the last layer.
         """
-        given = [x] if isinstance(x, Tensor) else list(x)
-        blocks = [b for b in given if b.shape[-1]] if len(given) > 1 else given
-        width = sum(b.shape[-1] for b in blocks)
-        if not blocks or width != self.in_dim:
+        blocks = [x] if isinstance(x, Tensor) else [b for b in x if b.shape[-1]]
+        shapes = [tuple(b.shape) for b in blocks]
+        if sum(shape[-1] for shape in shapes) != self.in_dim:
             raise ValueError(
-                f"MLP(in_dim={self.in_dim}) got input of shape "
-                f"{[tuple(b.shape) for b in given] if len(given) != 1 else tuple(given[0].shape)}: "
-                f"its last axis (summed over blocks) must have size {self.in_dim}."
+                f"MLP(in_dim={self.in_dim}) got input of shape {shapes}: its last axis "
+                f"(summed over blocks) must have size {self.in_dim}."
             )
         leading = blocks[0].shape[:-1]
-        if any(b.shape[:-1] != leading for b in blocks):
+        if any(shape[:-1] != leading for shape in shapes):
             raise ValueError(
-                f"MLP(in_dim={self.in_dim}) got blocks of shapes "
-                f"{[tuple(b.shape) for b in given]}: all but their last axes must agree."
+                f"MLP(in_dim={self.in_dim}) got blocks of shapes {shapes}: all but their "
+                "last axes must agree."
             )
-        dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
-        blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
         if len(leading) != 1:
             blocks = [b.reshape(-1, b.shape[-1]) for b in blocks]
         layers = iter(self.layers)
         first = next(layers, None)
-        plain = type(first) is nn.Linear and not (first._forward_hooks or first._forward_pre_hooks)
-        if len(blocks) == 1 or not plain:
-            # a subclass or a hooked layer (pruning, weight norm) runs its own forward
-            h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
-            h = first(h) if first is not None else h
-        else:
-            # one split (its gradient is one concatenation, not a zero-filled copy per block)
-            weights = first.weight.split([b.shape[-1] for b in blocks], dim=1)
-            h = None
-            for block, weight in zip(blocks, weights, strict=True):
-                h = (
-                    nn.functional.linear(block, weight, first.bias)
-                    if h is None
-                    else torch.addmm(h, block, weight.t())
-                )
+        h = self._first_layer(first, blocks)
         for layer in layers:
             h = layer(h)
         if len(leading) != 1:
             h = h.reshape(*leading, self.output_dim)
+        return h
+
+    @staticmethod
+    def _first_layer(first: nn.Module | None, blocks: list[Tensor]) -> Tensor:
+        """``first`` (None: the identity) applied to the concatenation of ``blocks``, without
+        building it when ``first`` is a plain ``Linear``: each block meets its columns of the
+        weight (one split, whose gradient is one concatenation)."""
+        plain = type(first) is nn.Linear and not (first._forward_hooks or first._forward_pre_hooks)
+        if len(blocks) == 1 or not plain:  # a subclass or hooked layer runs its own forward
+            h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+            return h if first is None else first(h)
+        dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
+        blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
+        weights = first.weight.split([b.shape[-1] for b in blocks], dim=1)
+        h = nn.functional.linear(blocks[0], weights[0], first.bias)
+        for block, weight in zip(blocks[1:], weights[1:], strict=True):
+            h = torch.addmm(h, block, weight.t())
         return h

@@ -153,6 +153,7 @@ class LazyAdam(torch.optim.Optimizer):
 class _Rows(NamedTuple):
     """The distinct rows a sparse gradient names (see :func:`_distinct_rows`)."""
 
+    table_rows: int  # rows of the table the gradient is for
     indices: Tensor  # the gradient's row indices, one per entry
     rows: Tensor  # the distinct rows, sorted
     inverse: Tensor  # position in ``rows`` of each entry
@@ -166,11 +167,16 @@ def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
     in the same order (tables looked up with the same codes), ``torch.unique`` is skipped.
     """
     indices = grad._indices()[0]
-    if cache is not None and cache.indices.shape == indices.shape:
+    # a table of another size (a history's own first-order rows) is looked up with other codes
+    if (
+        cache is not None
+        and cache.table_rows == grad.shape[0]
+        and cache.indices.shape == indices.shape
+    ):
         if cache.indices is indices or torch.equal(cache.indices, indices):
             return cache
     # sorting 32-bit keys takes about half the time of 64-bit ones (same result)
     narrow = grad.shape[0] <= torch.iinfo(torch.int32).max
     keys = indices.to(torch.int32) if narrow else indices
     rows, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
-    return _Rows(indices, rows.long(), inverse, counts)
+    return _Rows(grad.shape[0], indices, rows.long(), inverse, counts)
