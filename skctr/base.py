@@ -35,6 +35,7 @@ from .training.loop import (
     TrainState,
     make_optimizers,
     predict_logits,
+    set_learning_rates,
     to_tensors,
     torch_threads,
     train,
@@ -43,6 +44,8 @@ from .training.loop import (
 _EARLY_STOPPING_MIN_ROWS = 800
 #: What ``max_epochs='auto'`` means without and with early stopping.
 _AUTO_MAX_EPOCHS = {False: 20, True: 100}
+#: ``linear_learning_rate='auto'``: this many times ``learning_rate``.
+_AUTO_LINEAR_STEP = 3.0
 
 #: Size in bytes of an embedding table above which ``fit`` warns before allocating it
 #: (an :class:`EmbeddingMemoryWarning`). Change it with
@@ -276,6 +279,20 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             clip_grad_norm=self.clip_grad_norm,
         )
 
+    def _learning_rates(self) -> tuple[float, float]:
+        """The step of the model and that of its first-order weights.
+
+        Only estimators whose model adds a first-order term to other parts have a
+        ``linear_learning_rate``; in the others (LR, whose weights are all first-order, and
+        the models without one) every weight takes ``learning_rate``.
+        """
+        linear = getattr(self, "linear_learning_rate", None)
+        if linear is None:
+            return self.learning_rate, self.learning_rate
+        if isinstance(linear, str):  # "auto"
+            linear = _AUTO_LINEAR_STEP * self.learning_rate
+        return self.learning_rate, float(linear)
+
     def _checkpoint_writer(self) -> Callable[[dict[str, Any]], None] | None:
         """What the training loop calls after each epoch to save a checkpoint, if any."""
         if self.checkpoint_dir is None:
@@ -335,7 +352,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         self._check_memory()
         torch.manual_seed(seed)
         self.core_ = self._core_class()(self._schema, **self._core_kwargs()).to(self._device)
-        self._state = TrainState(make_optimizers(self.core_, self.learning_rate))
+        self._state = TrainState(make_optimizers(self.core_, *self._learning_rates()))
         self.history_ = self._state.history
 
     def _pretrain(
@@ -347,10 +364,9 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         self._device = resolve_device(self.device, type(self).__name__)
         self.core_.to(self._device)
         if not self._state.optimizers:  # e.g. after unpickling
-            self._state.optimizers = make_optimizers(self.core_, self.learning_rate)
-        for optimizer in self._state.optimizers:  # set_params(learning_rate=...) applies
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate
+            self._state.optimizers = make_optimizers(self.core_, *self._learning_rates())
+        # set_params(learning_rate=...) applies
+        set_learning_rates(self._state.optimizers, *self._learning_rates())
 
     # ---------------------------------------------------------------- public API
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseCTRClassifier:

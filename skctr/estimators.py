@@ -52,6 +52,17 @@ SEQUENCE_POOLING = Param(
     "How each sequence column is pooled into one field vector.",
 )
 EMBEDDING_DIM = MODEL_PARAMS[0]
+LINEAR_LEARNING_RATE = Param(
+    "linear_learning_rate",
+    "auto",
+    [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
+    "float or 'auto'",
+    """Step size of the first-order weights (one per category and per dense field, the
+    bias, and Wide & Deep's cross weights). ``'auto'``: 3 x ``learning_rate``. That part
+    is a logistic regression, convex and slow to converge at the step of the rest of the
+    model, which early stopping halts after a few passes; :class:`LRClassifier` takes
+    ``learning_rate=3e-3`` for the same reason.""",
+)
 
 
 class CTRClassifier(BaseCTRClassifier):
@@ -97,6 +108,7 @@ class CTRClassifier(BaseCTRClassifier):
             "Extra keyword arguments for the core.",
         ),
         *MODEL_PARAMS,
+        LINEAR_LEARNING_RATE,
     )
 
 
@@ -108,7 +120,8 @@ class LRClassifier(BaseCTRClassifier):
     weights and it takes a larger default step (``learning_rate=3e-3``) than most models:
     at 1e-3 it ran out of ``max_epochs`` with the validation loss still falling, and the
     larger step scored better on all three benchmark sets (docs: "Default parameters and
-    why").
+    why"). The first-order term of the other models takes the same step
+    (``linear_learning_rate='auto'``).
 
     {parameters}
     {attributes}
@@ -143,7 +156,7 @@ class FMClassifier(BaseCTRClassifier):
     """
 
     _core = FactorizationMachineModel
-    _model_params = (EMBEDDING_DIM, SEQUENCE_POOLING)
+    _model_params = (EMBEDDING_DIM, SEQUENCE_POOLING, LINEAR_LEARNING_RATE)
 
 
 class DeepFMClassifier(BaseCTRClassifier):
@@ -168,7 +181,7 @@ class DeepFMClassifier(BaseCTRClassifier):
     """
 
     _core = DeepFM
-    _model_params = (*MODEL_PARAMS, SEQUENCE_POOLING)
+    _model_params = (*MODEL_PARAMS, SEQUENCE_POOLING, LINEAR_LEARNING_RATE)
 
 
 _POSITIVE_INT = [Interval(numbers.Integral, 1, None, closed="left")]
@@ -352,6 +365,7 @@ class XDeepFMClassifier(BaseCTRClassifier):
         ),
         INTERACT_DENSE,
         SEQUENCE_POOLING,
+        LINEAR_LEARNING_RATE,
     )
 
 
@@ -467,6 +481,7 @@ class FNNClassifier(BaseCTRClassifier):
             "Epochs of the factorization-machine pre-training.",
         ),
         SEQUENCE_POOLING,
+        LINEAR_LEARNING_RATE,
     )
 
     def _pretrain(self, data, targets, weights, generator) -> None:
@@ -481,7 +496,7 @@ class FNNClassifier(BaseCTRClassifier):
         config = self._config()
         config.max_epochs = self.pretrain_epochs
         config.owner = f"{type(self).__name__} (FM pre-training)"
-        state = TrainState(make_optimizers(fm, self.learning_rate))
+        state = TrainState(make_optimizers(fm, *self._learning_rates()))
         train(fm, data, targets, weights, state, config, generator)
         self.core_.linear.load_state_dict(fm.linear.state_dict())
         self.core_.embedding.load_state_dict(fm.embedding.state_dict())
@@ -581,6 +596,7 @@ class WDLClassifier(BaseCTRClassifier):
             a weight.""",
         ),
         SEQUENCE_POOLING,
+        LINEAR_LEARNING_RATE,
     )
 
 
@@ -658,6 +674,7 @@ class NFMClassifier(BaseCTRClassifier):
         *MODEL_PARAMS,
         Param("bi_dropout", 0.0, _DROPOUT_RATE, "float", "Dropout on the bi-interaction vector."),
         SEQUENCE_POOLING,
+        LINEAR_LEARNING_RATE,
     )
 
 
@@ -668,10 +685,7 @@ class AFMClassifier(BaseCTRClassifier):
     network; the products are summed with the softmax of those scores as weights and
     projected to a logit, added to the first-order term. The weights say which field pairs
     matter for a row: :meth:`attention_weights` returns them and ``pair_names_`` names the
-    pairs. Sequence columns are pooled into one vector each. Like :class:`LRClassifier` it
-    takes ``learning_rate=3e-3``: at 1e-3 it ran out of ``max_epochs`` on two of three
-    benchmark sets, and the larger step was as good or better on all three (docs: "Default
-    parameters and why").
+    pairs. Sequence columns are pooled into one vector each.
     Paper: Xiao et al., "Attentional Factorization Machines: Learning the Weight of Feature
     Interactions via Attention Networks", IJCAI 2017 (arXiv:1708.04617).
 
@@ -705,8 +719,8 @@ class AFMClassifier(BaseCTRClassifier):
             "Dropout on the attention-pooled interaction vector.",
         ),
         SEQUENCE_POOLING,
+        LINEAR_LEARNING_RATE,
     )
-    _training_defaults = MappingProxyType({"learning_rate": 3e-3})
 
     @property
     def pair_names_(self) -> list[tuple[str, str]]:

@@ -85,6 +85,7 @@ class WideDeep(nn.Module):
         self.linear = LinearTerm(schema, pooling=sequence_pooling)
         self.cross_weights = nn.Embedding(max(len(self.crosses), 1) * cross_buckets, 1, sparse=True)
         nn.init.zeros_(self.cross_weights.weight)
+        self.cross_weights.first_order = True  # wide weights: trained like LinearTerm's
         # the MLP reads the deep input alone: dense fields enter as their values
         self.embedding = FieldEmbedding(
             schema, embedding_dim, pooling=sequence_pooling, dense_fields=False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -325,6 +325,10 @@ class LinearTerm(nn.Module):
     columns. Embeddings keep sharing rows, so that a candidate can be compared with the
     history (FM, DIN).
 
+    Its ``first_order`` attribute (True) tells :func:`skctr.training.loop.make_optimizers`
+    to give its weights the first-order step (``linear_learning_rate`` of the estimators
+    that have one).
+
     Parameters
     ----------
     schema : FeatureSchema
@@ -336,6 +340,8 @@ class LinearTerm(nn.Module):
     -----
     ``forward(batch)``: (B,)
     """
+
+    first_order: ClassVar[bool] = True
 
     def __init__(self, schema: FeatureSchema, *, pooling: str = "mean") -> None:
         super().__init__()
