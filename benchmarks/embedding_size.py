@@ -71,8 +71,8 @@ class PerFieldDNN(nn.Module):
         )
         for table in self.tables:
             nn.init.normal_(table.weight, std=0.01)
-        self.first_order = nn.ModuleList(nn.Embedding(c, 1) for c in cards)
-        for table in self.first_order:
+        self.linear_tables = nn.ModuleList(nn.Embedding(c, 1) for c in cards)
+        for table in self.linear_tables:
             nn.init.zeros_(table.weight)
         n_dense = len(schema.dense)
         self.dense_linear = nn.Linear(n_dense, 1) if n_dense else None
@@ -83,7 +83,7 @@ class PerFieldDNN(nn.Module):
         codes = batch.sparse
         vectors = [table(codes[:, j]) for j, table in enumerate(self.tables)]
         logit = self.mlp(torch.cat([*vectors, batch.dense], dim=1)).squeeze(-1)
-        for j, table in enumerate(self.first_order):
+        for j, table in enumerate(self.linear_tables):
             logit = logit + table(codes[:, j]).squeeze(-1)
         if self.dense_linear is not None:
             logit = logit + self.dense_linear(batch.dense).squeeze(-1)

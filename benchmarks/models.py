@@ -363,7 +363,11 @@ def worker_skctr(spec: dict) -> dict:
         "random_state": spec["seed"],
         "n_jobs": spec["threads"],
     }
-    for name, value in (("embedding_dim", EMBEDDING_DIM), ("hidden_units", HIDDEN_UNITS)):
+    for name, value in (
+        ("embedding_dim", EMBEDDING_DIM),
+        ("hidden_units", HIDDEN_UNITS),
+        ("linear_learning_rate", LEARNING_RATE),  # one step for every weight, as the peer
+    ):
         if name in accepted:
             params[name] = value
     params.update(model.skctr_params)

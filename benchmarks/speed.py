@@ -148,10 +148,13 @@ def worker_prepare(spec: dict) -> dict:
 
 
 def _settings(spec: dict) -> dict:
+    # the peer's settings; every weight at one step, as in the peer (skctr's first-order
+    # weights would take 3x by default: linear_learning_rate, where the model has it)
     return {
         "embedding_dim": spec["embedding_dim"],
         "hidden_units": tuple(spec["hidden_units"]),
         "learning_rate": spec["learning_rate"],
+        "linear_learning_rate": spec["learning_rate"],
         "batch_size": spec["batch_size"],
         "max_epochs": 1,
         "early_stopping": False,
@@ -177,7 +180,11 @@ def worker_skctr(spec: dict) -> dict:
     with open(os.path.join(spec["workdir"], f"{kind}.pkl"), "rb") as fh:
         data = pickle.load(fh)
     class_name, extra = MODELS[spec["model"]]
-    clf = getattr(skctr, class_name)(**{**_settings(spec), **extra})
+    cls = getattr(skctr, class_name)
+    settings = _settings(spec)
+    if "linear_learning_rate" not in cls().get_params():  # a model without a first-order term
+        del settings["linear_learning_rate"]
+    clf = cls(**{**settings, **extra})
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     clf.fit(data["train"], data["y_train"])

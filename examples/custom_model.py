@@ -45,7 +45,6 @@ clf = CTRClassifier(
     core=FMCross,
     embedding_dim=8,  # a shared parameter: it reaches the core because the core names it
     features=CTRFeatureTransformer(log_transform=True),
-    learning_rate=3e-3,
     n_jobs=1,
     random_state=0,
 )

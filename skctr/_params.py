@@ -98,7 +98,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         1e-3,
         [Interval(numbers.Real, 0, None, closed="neither")],
         "float",
-        "Step size of Adam (lazy, row-wise Adam for the embedding tables).",
+        """Step size of Adam (lazy, row-wise Adam for the embedding tables). In models
+        with a first-order term, its weights take ``linear_learning_rate`` instead.""",
     ),
     Param(
         "clip_grad_norm",

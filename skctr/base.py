@@ -44,7 +44,8 @@ from .training.loop import (
 _EARLY_STOPPING_MIN_ROWS = 800
 #: What ``max_epochs='auto'`` means without and with early stopping.
 _AUTO_MAX_EPOCHS = {False: 20, True: 100}
-#: ``linear_learning_rate='auto'``: this many times ``learning_rate``.
+#: ``linear_learning_rate='auto'``: this many times ``learning_rate``, the ratio of
+#: LRClassifier's default step (3e-3) to the other models' (1e-3).
 _AUTO_LINEAR_STEP = 3.0
 
 #: Size in bytes of an embedding table above which ``fit`` warns before allocating it
@@ -289,7 +290,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         linear = getattr(self, "linear_learning_rate", None)
         if linear is None:
             return self.learning_rate, self.learning_rate
-        if isinstance(linear, str):  # "auto"
+        if isinstance(linear, str) and linear == "auto":
             linear = _AUTO_LINEAR_STEP * self.learning_rate
         return self.learning_rate, float(linear)
 
@@ -361,6 +362,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         """Hook run once after the core is built and before training (e.g. FNN's FM stage)."""
 
     def _resume(self) -> None:
+        self._validate_params()  # partial_fit's later calls come here without fit's check
         self._device = resolve_device(self.device, type(self).__name__)
         self.core_.to(self._device)
         if not self._state.optimizers:  # e.g. after unpickling
@@ -563,6 +565,11 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        # a model pickled by an earlier skctr lacks the parameters added since: give them
+        # their defaults, so get_params, repr and clone keep working
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if param.default is not param.empty and name not in self.__dict__:
+                setattr(self, name, param.default)
         if "core_" in state:
             self._device = next(self.core_.parameters()).device
 

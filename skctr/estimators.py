@@ -58,10 +58,13 @@ LINEAR_LEARNING_RATE = Param(
     [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
     "float or 'auto'",
     """Step size of the first-order weights (one per category and per dense field, the
-    bias, and Wide & Deep's cross weights). ``'auto'``: 3 x ``learning_rate``. That part
-    is a logistic regression, convex and slow to converge at the step of the rest of the
-    model, which early stopping halts after a few passes; :class:`LRClassifier` takes
-    ``learning_rate=3e-3`` for the same reason.""",
+    bias, and Wide & Deep's cross weights: the parameters of every module of the core
+    whose ``first_order`` attribute is True, as :class:`~skctr.nn.embedding.LinearTerm`'s
+    is). ``'auto'``: 3 x ``learning_rate``. That part is a logistic regression, convex
+    and slow to converge at the step of the rest of the model, which early stopping
+    halts after a few passes; :class:`LRClassifier` takes ``learning_rate=3e-3`` for the
+    same reason. FNN's first-order weights, inputs of its MLP, take it too: they are the
+    first-order weights of the FM it is pre-trained as.""",
 )
 
 
@@ -120,7 +123,7 @@ class LRClassifier(BaseCTRClassifier):
     weights and it takes a larger default step (``learning_rate=3e-3``) than most models:
     at 1e-3 it ran out of ``max_epochs`` with the validation loss still falling, and the
     larger step scored better on all three benchmark sets (docs: "Default parameters and
-    why"). The first-order term of the other models takes the same step
+    why"). By default the first-order term of the other models takes the same step
     (``linear_learning_rate='auto'``).
 
     {parameters}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -23,8 +24,10 @@ from sklearn.pipeline import Pipeline
 
 import skctr
 from skctr import (
+    AFMClassifier,
     CTRClassifier,
     CTRFeatureTransformer,
+    DCNClassifier,
     DeepFMClassifier,
     LRClassifier,
     MLRClassifier,
@@ -114,6 +117,20 @@ def test_joblib_round_trip_in_a_new_process(criteo, tmp_path):
     assert all(p.device.type == "cpu" for p in clf.core_.parameters())
 
 
+def test_a_model_pickled_before_a_parameter_existed_gets_its_default(criteo):
+    X, y = criteo
+    clf = DeepFMClassifier(**FAST).fit(X, y)
+    expected = clf.predict_proba(X.iloc[:20])
+    state = clf.__getstate__()
+    del state["linear_learning_rate"]  # as skctr 0.1 pickled it
+    old = DeepFMClassifier.__new__(DeepFMClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["linear_learning_rate"] == "auto"
+    assert clone(old).get_params()["linear_learning_rate"] == "auto"
+    assert "DeepFMClassifier(" in repr(old)
+    np.testing.assert_array_equal(old.predict_proba(X.iloc[:20]), expected)
+
+
 def test_history_and_early_stopping(criteo):
     X, y = criteo
     clf = DeepFMClassifier(**{**FAST, "max_epochs": 30, "early_stopping": True}).fit(X, y)
@@ -176,6 +193,8 @@ def test_sample_weight_changes_the_fit_and_is_validated(criteo):
         ({"embedding_dim": 0}, "embedding_dim"),
         ({"batch_size": -5}, "batch_size"),
         ({"learning_rate": "fast"}, "learning_rate"),
+        ({"linear_learning_rate": 0.0}, "linear_learning_rate"),
+        ({"linear_learning_rate": "fast"}, "linear_learning_rate"),
         ({"hidden_units": (64, 0)}, "hidden_units"),
         ({"activation": "swish"}, "activation"),
         ({"device": "tpu9"}, "device"),
@@ -193,6 +212,36 @@ def test_bad_parameters_are_named(params, match):
     X, y = np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 2
     with pytest.raises(ValueError, match=match):
         DeepFMClassifier(**params).fit(X, y)
+
+
+def test_first_order_weights_take_linear_learning_rate_and_warm_start_applies_changes(criteo):
+    X, y = criteo
+
+    def steps(clf):
+        groups = [g for opt in clf._state.optimizers for g in opt.param_groups]
+        linear = {id(p) for p in clf.core_.linear.parameters()}
+        assert all((id(p) in linear) == g["first_order"] for g in groups for p in g["params"])
+        return {(g["first_order"], g["lr"]) for g in groups}
+
+    clf = DeepFMClassifier(**FAST, learning_rate=2e-3, warm_start=True).fit(X, y)
+    # 'auto': 3 x learning_rate for the LinearTerm (its table and its bias)
+    assert steps(clf) == {(False, 2e-3), (True, 6e-3)}
+    clf.set_params(learning_rate=1e-3, linear_learning_rate=0.05).fit(X, y)
+    assert steps(clf) == {(False, 1e-3), (True, 0.05)}
+    restored = pickle.loads(pickle.dumps(clf))  # the optimisers are rebuilt, with both steps
+    assert steps(restored.set_params(linear_learning_rate=0.02).fit(X, y)) == {
+        (False, 1e-3),
+        (True, 0.02),
+    }
+    clf.set_params(linear_learning_rate=-1.0)  # partial_fit's later calls validate too
+    with pytest.raises(ValueError, match="linear_learning_rate"):
+        clf.partial_fit(X, y)
+    assert AFMClassifier().get_params()["learning_rate"] == 1e-3  # was 3e-3 for every weight
+    # LR's weights are all first-order: learning_rate is their step
+    lr = LRClassifier(max_epochs=1, random_state=0).fit(X, y)
+    assert {g["lr"] for opt in lr._state.optimizers for g in opt.param_groups} == {3e-3}
+    assert "linear_learning_rate" not in LRClassifier().get_params()
+    assert "linear_learning_rate" not in DCNClassifier().get_params()  # no first-order term
 
 
 def test_a_subclass_changes_a_shared_training_default_in_signature_and_docstring():

@@ -88,23 +88,42 @@ def make_optimizers(
     DeepFM's MLP on a CPU core), else the default one; both follow the same update rule.
 
     The parameters of every module whose ``first_order`` attribute is true (each
-    :class:`~skctr.nn.embedding.LinearTerm`, Wide & Deep's cross weights) form a group of
-    their own in either optimiser, with step ``first_order_learning_rate`` (``None``: the
-    same as the rest) and ``group["first_order"] = True``.
+    :class:`~skctr.nn.embedding.LinearTerm`, Wide & Deep's cross weights; a custom core can
+    mark its own) form a group of their own in either optimiser, with step
+    ``first_order_learning_rate`` (``None``: the same as the rest) and
+    ``group["first_order"] = True``.
+
+    Parameters
+    ----------
+    core : torch.nn.Module
+        The model.
+    learning_rate : float
+        Step of every parameter outside a first-order module.
+    first_order_learning_rate : float, optional
+        Step of the first-order modules' parameters (the estimators'
+        ``linear_learning_rate``).
+
+    Returns
+    -------
+    list of torch.optim.Optimizer
+        Adam for the dense parameters and :class:`~skctr.training.optim.LazyAdam` for the
+        sparse tables, each present only if it has parameters.
     """
     first_order = {
-        id(p) for m in core.modules() if getattr(m, "first_order", False) for p in m.parameters()
+        id(p)
+        for m in core.modules()
+        if getattr(m, "first_order", False) is True  # a flag, not a submodule of that name
+        for p in m.parameters()
     }
     params: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for module in core.modules():
         for _name, p in module.named_parameters(recurse=False):
             is_sparse = isinstance(module, nn.Embedding) and module.sparse
             params.setdefault((is_sparse, id(p) in first_order), []).append(p)
-    steps = {False: learning_rate, True: first_order_learning_rate or learning_rate}
 
     def groups(is_sparse: bool) -> list[dict[str, Any]]:
         return [
-            {"params": params[is_sparse, linear], "lr": steps[linear], "first_order": linear}
+            {"params": params[is_sparse, linear], "lr": learning_rate, "first_order": linear}
             for linear in (False, True)
             if (is_sparse, linear) in params
         ]
@@ -118,6 +137,7 @@ def make_optimizers(
         optimizers.append(adam)
     if sparse := groups(True):
         optimizers.append(LazyAdam(sparse, lr=learning_rate))
+    set_learning_rates(optimizers, learning_rate, first_order_learning_rate)
     return optimizers
 
 
@@ -126,11 +146,13 @@ def set_learning_rates(
     learning_rate: float,
     first_order_learning_rate: float | None = None,
 ) -> None:
-    """Set the steps of optimisers made by :func:`make_optimizers` (as it would)."""
+    """Set the steps of optimisers made by :func:`make_optimizers` (as it does)."""
+    if first_order_learning_rate is None:
+        first_order_learning_rate = learning_rate
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             linear = group.get("first_order", False)
-            group["lr"] = (first_order_learning_rate or learning_rate) if linear else learning_rate
+            group["lr"] = first_order_learning_rate if linear else learning_rate
 
 
 #: Most rows per forward pass in :func:`predict_logits`.

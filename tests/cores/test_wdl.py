@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from skctr.cores.wdl import WideDeep, hash_codes
 from skctr.estimators import LRClassifier, WDLClassifier
+from skctr.training.loop import make_optimizers
 from tests.cores.planted import SCHEMA, tiny_batch
 
 SETTINGS = dict(max_epochs=5, learning_rate=0.01, batch_size=128, early_stopping=False)
@@ -30,6 +31,14 @@ def test_core_output_shape():
     core = WideDeep(SCHEMA, embedding_dim=3, hidden_units=(8,), cross_features=(("a", "b"),))
     assert core(tiny_batch(min_length=1)).shape == (6,)
     assert WideDeep(SCHEMA, embedding_dim=3)(tiny_batch(min_length=1)).shape == (6,)
+
+
+def test_cross_weights_are_first_order_weights():
+    core = WideDeep(SCHEMA, embedding_dim=3, hidden_units=(8,), cross_features=(("a", "b"),))
+    first_order = {id(p) for p in (*core.linear.parameters(), core.cross_weights.weight)}
+    for group in (g for opt in make_optimizers(core, 1e-3, 3e-3) for g in opt.param_groups):
+        assert group["lr"] == (3e-3 if group["first_order"] else 1e-3)
+        assert all((id(p) in first_order) == group["first_order"] for p in group["params"])
 
 
 def test_hash_is_deterministic_in_range_and_spreads():

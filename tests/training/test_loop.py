@@ -16,6 +16,7 @@ from skctr.training.loop import (
     clip_gradients,
     make_optimizers,
     predict_logits,
+    set_learning_rates,
     train,
 )
 
@@ -75,6 +76,31 @@ def test_untouched_embedding_rows_are_not_updated():
     assert changed[a_rows[3:10]].all() and changed[b_rows[3:10]].all()
     assert not changed[a_rows[10:]].any() and not changed[b_rows[10:]].any()
     assert not changed[a_rows[:3]].any()  # padding rows get no gradient, not even L2
+
+
+def test_first_order_weights_take_their_own_step():
+    # Adam's first step moves each weight with a gradient by lr * g / (|g| + eps): by lr
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    core = _Core(SCHEMA)
+    before = {name: p.detach().clone() for name, p in core.named_parameters()}
+    optimizers = make_optimizers(core, 1e-3, 2e-2)
+    linear = {id(p) for p in core.linear.parameters()}
+    for group in (g for opt in optimizers for g in opt.param_groups):
+        assert all((id(p) in linear) == group["first_order"] for p in group["params"])
+    data, y = _batch(64, rng), rng.integers(0, 2, 64).astype(np.float32)
+    config = _config(batch_size=64, l2_embedding=0.0)  # one step
+    train(core, data, y, np.ones(64), TrainState(optimizers), config, torch.Generator())
+    for name, p in core.named_parameters():
+        moved = (p.detach() - before[name]).abs()
+        step = 2e-2 if name.startswith("linear.") else 1e-3
+        assert moved.max().item() == pytest.approx(step, rel=1e-4), name
+        assert (moved <= step * (1 + 1e-5)).all(), name
+    set_learning_rates(optimizers, 5e-4, 7e-3)
+    assert {(g["first_order"], g["lr"]) for opt in optimizers for g in opt.param_groups} == {
+        (False, 5e-4),
+        (True, 7e-3),
+    }
 
 
 def test_early_stopping_restores_the_best_epoch():
