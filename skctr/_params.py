@@ -133,9 +133,12 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         "auto",
         [StrOptions({"auto"}), "boolean"],
         "'auto' or bool",
-        """Hold out ``validation_fraction`` of the rows (a stratified random split), stop when
-        the validation log-loss has not improved for ``n_iter_no_change`` epochs and restore
-        the best weights. ``'auto'`` turns it on when there are at least 800 rows.""",
+        """Hold out ``validation_fraction`` of the rows (a stratified random split) and
+        watch the validation log-loss. When it has not improved for ``n_iter_no_change``
+        epochs, training goes on from the best epoch's weights with every step multiplied
+        by 0.2, up to twice and only while the smaller steps find a better epoch; then it
+        stops and restores the best weights. ``'auto'`` turns it on when there are at least
+        800 rows.""",
     ),
     Param(
         "validation_fraction",
@@ -149,7 +152,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         2,
         [_POS_INT],
         "int",
-        "Epochs without improvement of the validation log-loss before training stops.",
+        """Epochs without improvement of the validation log-loss before the steps are
+        made smaller or training stops (see ``early_stopping``).""",
     ),
     Param(
         "random_state",

@@ -155,6 +155,9 @@ def test_auto_early_stopping_from_800_rows_and_auto_epoch_cap(criteo):
     assert short._config(early_stopping=True).max_epochs == 100
     assert short._config(early_stopping=False).max_epochs == 20
     assert with_val._config(early_stopping=True).max_epochs == 1
+    # a plateau of the validation loss decays the steps (twice at most) before stopping
+    assert short._config(early_stopping=True).step_decays == 2
+    assert short._config(early_stopping=False).step_decays == 0
 
 
 def test_partial_fit_and_warm_start(criteo):

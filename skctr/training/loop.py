@@ -233,6 +233,10 @@ class TrainConfig:
     clip_grad_norm: float | None = None
     #: Called with each epoch's history record once the epoch is recorded.
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None
+    #: With early stopping: how many times a plateau of the validation loss restores the
+    #: best weights and multiplies every step by ``step_decay`` instead of stopping.
+    step_decays: int = 0
+    step_decay: float = 0.2
 
 
 def clip_gradients(core: nn.Module, max_norm: float) -> None:
@@ -305,8 +309,11 @@ def train(
     weighted mean binary cross-entropy of the logits (its gradient clipped to
     ``config.clip_grad_norm`` when set), plus the L2 penalty on the embedding rows the
     batch looks up, which :class:`LazyAdam` adds to those rows' gradient. With ``val`` the
-    loop records the validation log-loss and AUC, stops after ``n_iter_no_change`` epochs
-    without improvement and restores the best weights. A non-finite training loss (or weights)
+    loop records the validation log-loss and AUC, and after ``n_iter_no_change`` epochs
+    without improvement either goes on from the best weights with every step multiplied by
+    ``config.step_decay`` (at most ``config.step_decays`` times, and only while the
+    previous step found a better epoch), or stops and restores the best weights. A
+    non-finite training loss (or weights)
     stops training, restores the weights of the last good epoch and warns.
     ``KeyboardInterrupt`` stops training the same way, keeping the best weights seen so
     far. ``config.on_epoch_end`` is called with each recorded epoch (checkpoints).
@@ -340,6 +347,7 @@ def train(
     weights = torch.as_tensor(sample_weight, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     best_loss, best_state, stale = math.inf, None, 0
+    decays, improved_since_decay = 0, True
     good_state, good_epoch = copy.deepcopy(core.state_dict()), state.epochs_done
     progress = None
     if config.verbose:
@@ -407,10 +415,18 @@ def train(
                 best_loss, stale = record["val_logloss"], 0
                 best_state = copy.deepcopy(core.state_dict())
                 good_state, good_epoch = best_state, epoch
+                improved_since_decay = True
             else:
                 stale += 1
                 if stale >= config.n_iter_no_change:
-                    break
+                    if decays >= config.step_decays or not improved_since_decay:
+                        break
+                    # a plateau: go on from the best epoch with smaller steps
+                    core.load_state_dict(best_state if best_state is not None else good_state)
+                    for opt in state.optimizers:
+                        for group in opt.param_groups:
+                            group["lr"] *= config.step_decay
+                    decays, stale, improved_since_decay = decays + 1, 0, False
     except KeyboardInterrupt:
         warnings.warn(
             f"{config.owner}: training interrupted in epoch {state.epochs_done + 1}; "

@@ -127,6 +127,61 @@ def test_early_stopping_restores_the_best_epoch():
     assert abs(log_loss(yv, p) - min(losses)) < 1e-6
 
 
+def _train_recording(decays: int, data, y, val) -> tuple[TrainState, list, list]:
+    """Train a fresh core; return its state, the weights after each epoch and every
+    (epochs done, state dict) the loop loaded into the core."""
+    torch.manual_seed(0)
+    core = _Core(SCHEMA)
+    after, loaded = [], []
+    config = _config(max_epochs=60, n_iter_no_change=2, step_decays=decays)
+    config.on_epoch_end = lambda record: after.append(copy.deepcopy(core.state_dict()))
+    state = TrainState(make_optimizers(core, 0.05, 0.1))
+    load = core.load_state_dict
+
+    def recording_load(weights, *args, **kwargs):
+        loaded.append((len(state.history), copy.deepcopy(weights)))
+        return load(weights, *args, **kwargs)
+
+    core.load_state_dict = recording_load
+    generator = torch.Generator().manual_seed(0)
+    train(core, data, y, np.ones(len(y)), state, config, generator, (val[0], val[1], np.ones(64)))
+    return state, after, loaded
+
+
+def test_a_plateau_goes_on_from_the_best_epoch_with_smaller_steps():
+    rng = np.random.default_rng(3)
+    data, val = _batch(256, rng), _batch(64, rng)
+    y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
+    plain, _, _ = _train_recording(0, data, y, (val, yv))
+    state, after, loaded = _train_recording(2, data, y, (val, yv))
+    # identical until the first plateau, where the plain run stops
+    assert len(state.history) > len(plain.history)
+    for a, b in zip(plain.history, state.history, strict=False):
+        assert a["val_logloss"] == b["val_logloss"]
+    # at the plateau the loop went back to the best epoch's weights ...
+    best = int(np.argmin([h["val_logloss"] for h in plain.history]))
+    epochs_done, weights = loaded[0]
+    assert epochs_done == len(plain.history) == best + 1 + 2
+    for name, value in after[best].items():
+        torch.testing.assert_close(weights[name], value, rtol=0, atol=0)
+    # ... and every step (0.05, and 0.1 for the first-order weights) was multiplied by 0.2
+    # once or twice
+    scales = {
+        round(g["lr"] / (0.1 if g["first_order"] else 0.05), 9)
+        for opt in state.optimizers
+        for g in opt.param_groups
+    }
+    assert scales in ({0.2}, {0.04})
+    # the model ends at the best epoch of all
+    from sklearn.metrics import log_loss
+
+    _, weights = loaded[-1]
+    core = _Core(SCHEMA)
+    core.load_state_dict(weights)
+    p = 1 / (1 + np.exp(-predict_logits(core, val)))
+    assert log_loss(yv, p) == pytest.approx(min(h["val_logloss"] for h in state.history), abs=1e-6)
+
+
 def test_predictions_do_not_depend_on_the_rows_scored_together():
     torch.manual_seed(0)
     from skctr.nn import MLP
