@@ -23,9 +23,10 @@ sequence_features=...)``), a seed and one torch thread, and compared with:
 * DeepCTR-Torch 0.3.0 where it has the model, with its defaults (model, embedding size 4,
   ``"adam"``, batch size 256) on the same encoded input as skctr (see ``benchmarks/models.py``).
   The peer trains one epoch unless told otherwise and has no early stopping of its own, so it
-  gets skctr's: 10 % stratified validation rows, at most 100 epochs (the cap of skctr's
-  ``max_epochs='auto'``), stop after 2 without a better validation log-loss, best weights
-  restored.
+  gets skctr's, as it was before the smaller steps at a plateau: 10 % stratified validation
+  rows, at most 100 epochs (the cap of skctr's ``max_epochs='auto'``), stop after 2 without
+  a better validation log-loss, best weights restored. skctr's going on from the best epoch
+  with smaller steps is one of its defaults, which the peer does not have.
 
 Protocols:
 
@@ -364,7 +365,8 @@ def worker_baseline(spec: dict) -> dict:
 
 
 def worker_peer(spec: dict) -> dict:
-    """Every fold of one DeepCTR-Torch model with its defaults, early-stopped like skctr."""
+    """Every fold of one DeepCTR-Torch model with its defaults, early-stopped like skctr
+    (at the first plateau)."""
     import copy
 
     import numpy as np
@@ -548,7 +550,8 @@ INTRO = [
     "next to a one-hot logistic regression (C tuned on an inner split; where there are "
     "dense columns also with the signed log1p of each, as skctr's encoder does), LightGBM "
     "(early-stopped on an inner split) and DeepCTR-Torch 0.3.0 with its defaults (model, "
-    "embedding size 4, Adam 1e-3, batch 256), early-stopped like skctr. See "
+    "embedding size 4, Adam 1e-3, batch 256), early-stopped like skctr (at the first "
+    "plateau: without skctr's smaller steps). See "
     "``benchmarks/quality.py`` for the details, and the defaults page for why the defaults "
     "are what they are.",
     "ECE: expected calibration error over 15 equal-width probability bins (0 = perfectly "

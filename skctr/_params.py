@@ -135,10 +135,10 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         "'auto' or bool",
         """Hold out ``validation_fraction`` of the rows (a stratified random split) and
         watch the validation log-loss. When it has not improved for ``n_iter_no_change``
-        epochs, training goes on from the best epoch's weights with every step multiplied
-        by 0.2, up to twice and only while the smaller steps find a better epoch; then it
-        stops and restores the best weights. ``'auto'`` turns it on when there are at least
-        800 rows.""",
+        epochs, training goes back to the best epoch's weights (Adam's moments are kept)
+        and goes on with every step multiplied by 0.2, up to twice and only while the
+        smaller steps find a better epoch; then it stops and restores the best weights.
+        ``'auto'`` turns it on when there are at least 800 rows.""",
     ),
     Param(
         "validation_fraction",

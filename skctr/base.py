@@ -44,9 +44,9 @@ from .training.loop import (
 _EARLY_STOPPING_MIN_ROWS = 800
 #: What ``max_epochs='auto'`` means without and with early stopping.
 _AUTO_MAX_EPOCHS = {False: 20, True: 100}
-#: With early stopping, a plateau of the validation loss goes on from the best epoch with
-#: every step multiplied by 0.2, up to twice, before training stops (as scikit-learn's
-#: MLPClassifier(learning_rate="adaptive") divides its step by 5).
+#: With early stopping, a plateau of the validation loss goes back to the best epoch's
+#: weights and goes on with every step multiplied by 0.2, up to twice, before training stops
+#: (scikit-learn's MLPClassifier divides its step by 5 in its "adaptive" schedule).
 _STEP_DECAYS = 2
 #: ``linear_learning_rate='auto'``: this many times ``learning_rate``, the ratio of
 #: LRClassifier's default step (3e-3) to the other models' (1e-3).
@@ -75,7 +75,8 @@ _ATTRIBUTES = """    Attributes
         The fitted encoder (None when fitted on already encoded data).
     history_ : list of dict
         One record per epoch: ``epoch``, ``train_loss``, ``time`` and, with early stopping,
-        ``val_logloss`` and ``val_auc``.
+        ``val_logloss``, ``val_auc`` and ``step_scale`` (1, or 0.2 and 0.04 after the
+        plateaus that sent training back to the best epoch with smaller steps).
     n_features_in_ : int
         Number of input columns seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

@@ -117,6 +117,15 @@ def test_joblib_round_trip_in_a_new_process(criteo, tmp_path):
     assert all(p.device.type == "cpu" for p in clf.core_.parameters())
 
 
+def test_a_plateau_decays_the_steps_for_that_fit_only(criteo):
+    X, y = criteo
+    clf = DeepFMClassifier(**{**FAST, "max_epochs": "auto"}).fit(X, y)  # early stopping on
+    scales = [h["step_scale"] for h in clf.history_]
+    assert scales[0] == 1.0 and min(scales) < 1.0  # it went on with smaller steps
+    steps = {(g["first_order"], g["lr"]) for o in clf._state.optimizers for g in o.param_groups}
+    assert steps == {(False, 1e-3), (True, 3e-3)}  # given back for the next fit
+
+
 def test_a_model_pickled_before_a_parameter_existed_gets_its_default(criteo):
     X, y = criteo
     clf = DeepFMClassifier(**FAST).fit(X, y)

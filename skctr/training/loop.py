@@ -310,11 +310,13 @@ def train(
     ``config.clip_grad_norm`` when set), plus the L2 penalty on the embedding rows the
     batch looks up, which :class:`LazyAdam` adds to those rows' gradient. With ``val`` the
     loop records the validation log-loss and AUC, and after ``n_iter_no_change`` epochs
-    without improvement either goes on from the best weights with every step multiplied by
-    ``config.step_decay`` (at most ``config.step_decays`` times, and only while the
-    previous step found a better epoch), or stops and restores the best weights. A
-    non-finite training loss (or weights)
-    stops training, restores the weights of the last good epoch and warns.
+    without improvement either goes back to the best epoch's weights (Adam's moments are
+    kept) and goes on with every step multiplied by ``config.step_decay`` (at most
+    ``config.step_decays`` times, and only while the previous steps found a better epoch;
+    each record's ``step_scale`` says by how much the steps were multiplied), or stops and
+    restores the best weights. The optimisers' steps are what they were before the call
+    when it returns. A non-finite training loss (or weights) stops training, restores the
+    weights of the last good epoch and warns.
     ``KeyboardInterrupt`` stops training the same way, keeping the best weights seen so
     far. ``config.on_epoch_end`` is called with each recorded epoch (checkpoints).
 
@@ -347,7 +349,8 @@ def train(
     weights = torch.as_tensor(sample_weight, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     best_loss, best_state, stale = math.inf, None, 0
-    decays, improved_since_decay = 0, True
+    decays, improved_since_decay, scale = 0, True, 1.0
+    steps = [[group["lr"] for group in opt.param_groups] for opt in state.optimizers]
     good_state, good_epoch = copy.deepcopy(core.state_dict()), state.epochs_done
     progress = None
     if config.verbose:
@@ -399,6 +402,7 @@ def train(
             state.epochs_done = epoch
             if val is not None:
                 record.update(_validation_metrics(core, val))
+                record["step_scale"] = scale
             record["time"] = time.perf_counter() - started
             state.history.append(record)
             if config.verbose:
@@ -423,10 +427,16 @@ def train(
                         break
                     # a plateau: go on from the best epoch with smaller steps
                     core.load_state_dict(best_state if best_state is not None else good_state)
-                    for opt in state.optimizers:
-                        for group in opt.param_groups:
-                            group["lr"] *= config.step_decay
+                    scale *= config.step_decay
+                    for opt, lrs in zip(state.optimizers, steps, strict=True):
+                        for group, lr in zip(opt.param_groups, lrs, strict=True):
+                            group["lr"] = lr * scale
                     decays, stale, improved_since_decay = decays + 1, 0, False
+                    if config.verbose:
+                        print(
+                            f"{config.owner}: no better epoch for {config.n_iter_no_change} "
+                            f"epochs; back to the best one, steps x {scale:g}"
+                        )
     except KeyboardInterrupt:
         warnings.warn(
             f"{config.owner}: training interrupted in epoch {state.epochs_done + 1}; "
@@ -438,5 +448,9 @@ def train(
     else:
         if best_state is not None:
             core.load_state_dict(best_state)
+    finally:
+        for opt, lrs in zip(state.optimizers, steps, strict=True):
+            for group, lr in zip(opt.param_groups, lrs, strict=True):
+                group["lr"] = lr
     core.eval()
     return state

@@ -127,8 +127,8 @@ def test_early_stopping_restores_the_best_epoch():
     assert abs(log_loss(yv, p) - min(losses)) < 1e-6
 
 
-def _train_recording(decays: int, data, y, val) -> tuple[TrainState, list, list]:
-    """Train a fresh core; return its state, the weights after each epoch and every
+def _train_recording(decays: int, data, y, val) -> tuple[_Core, TrainState, list, list]:
+    """Train a fresh core; return it, its state, the weights after each epoch and every
     (epochs done, state dict) the loop loaded into the core."""
     torch.manual_seed(0)
     core = _Core(SCHEMA)
@@ -145,41 +145,41 @@ def _train_recording(decays: int, data, y, val) -> tuple[TrainState, list, list]
     core.load_state_dict = recording_load
     generator = torch.Generator().manual_seed(0)
     train(core, data, y, np.ones(len(y)), state, config, generator, (val[0], val[1], np.ones(64)))
-    return state, after, loaded
+    return core, state, after, loaded
 
 
 def test_a_plateau_goes_on_from_the_best_epoch_with_smaller_steps():
     rng = np.random.default_rng(3)
     data, val = _batch(256, rng), _batch(64, rng)
     y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
-    plain, _, _ = _train_recording(0, data, y, (val, yv))
-    state, after, loaded = _train_recording(2, data, y, (val, yv))
-    # identical until the first plateau, where the plain run stops
-    assert len(state.history) > len(plain.history)
-    for a, b in zip(plain.history, state.history, strict=False):
-        assert a["val_logloss"] == b["val_logloss"]
-    # at the plateau the loop went back to the best epoch's weights ...
-    best = int(np.argmin([h["val_logloss"] for h in plain.history]))
-    epochs_done, weights = loaded[0]
-    assert epochs_done == len(plain.history) == best + 1 + 2
-    for name, value in after[best].items():
-        torch.testing.assert_close(weights[name], value, rtol=0, atol=0)
-    # ... and every step (0.05, and 0.1 for the first-order weights) was multiplied by 0.2
-    # once or twice
-    scales = {
-        round(g["lr"] / (0.1 if g["first_order"] else 0.05), 9)
-        for opt in state.optimizers
-        for g in opt.param_groups
-    }
-    assert scales in ({0.2}, {0.04})
-    # the model ends at the best epoch of all
+    _, plain, _, _ = _train_recording(0, data, y, (val, yv))
+    core, state, after, loaded = _train_recording(2, data, y, (val, yv))
+    losses = [h["val_logloss"] for h in state.history]
+    # this run: best at epoch 3, plateau after 5; x 0.2 finds a better epoch 6, plateau
+    # after 8; x 0.04 finds none by epoch 10, and two reductions are the most
+    assert len(plain.history) == 5 and len(state.history) == 10
+    assert [h["val_logloss"] for h in plain.history] == losses[:5]  # the same until then
+    scales = [h["step_scale"] for h in state.history]
+    assert scales == pytest.approx([1.0] * 5 + [0.2] * 3 + [0.04] * 2)
+    assert np.argmin(losses[:5]) == 2 and np.argmin(losses[:8]) == 5
+    assert min(losses[8:]) > min(losses[:8])
+    # each plateau went back to the best epoch so far; the end restored the best of all
+    assert [epochs for epochs, _ in loaded] == [5, 8, 10]
+    for (_, weights), best in zip(loaded, (2, 5, 5), strict=True):
+        for name, value in after[best].items():
+            torch.testing.assert_close(weights[name], value, rtol=0, atol=0)
     from sklearn.metrics import log_loss
 
-    _, weights = loaded[-1]
-    core = _Core(SCHEMA)
-    core.load_state_dict(weights)
     p = 1 / (1 + np.exp(-predict_logits(core, val)))
-    assert log_loss(yv, p) == pytest.approx(min(h["val_logloss"] for h in state.history), abs=1e-6)
+    assert log_loss(yv, p) == pytest.approx(min(losses), abs=1e-6)
+    # the steps are given back as they were
+    assert {(g["first_order"], g["lr"]) for o in state.optimizers for g in o.param_groups} == {
+        (False, 0.05),
+        (True, 0.1),
+    }
+    # with more reductions allowed it stops there too: the second found no better epoch
+    _, more, _, _ = _train_recording(5, data, y, (val, yv))
+    assert [h["val_logloss"] for h in more.history] == losses
 
 
 def test_predictions_do_not_depend_on_the_rows_scored_together():
