@@ -10,7 +10,9 @@ CIN); a size per field can only reach models whose fields first meet in an MLP o
 network (DCN, Wide & Deep). This screens the idea on such a model, built here as a
 :class:`skctr.CTRClassifier` core: one embedding table per field, its vectors and the dense
 values concatenated into an MLP (256, 128), plus first-order weights, trained with skctr's
-defaults. Same protocol as ``benchmarks/quality.py`` (repeated stratified 3-fold on
+defaults (the first-order weights here are plain tables, not marked ``first_order``, so they
+take ``learning_rate`` like the rest, as when this screen was run). Same protocol as
+``benchmarks/quality.py`` (repeated stratified 3-fold on
 criteo_8k and avazu_9k, MovieLens' temporal split without the histories). Prints one line
 per data set and rule: mean AUC, log-loss, epochs, the sizes chosen. The results are in
 ``docs/defaults.rst``.

@@ -446,7 +446,7 @@ class FNNClassifier(BaseCTRClassifier):
     Each field enters the MLP as its FM parameters, a first-order weight and a factor
     vector. With ``pretrain_fm=True`` (the paper's recipe), ``fit`` first trains a
     factorization machine of the same ``embedding_dim`` for ``pretrain_epochs`` epochs on
-    the training rows (the same loop, learning rate, batch size and seed) and copies its
+    the training rows (the same loop, learning rates, batch size and seed) and copies its
     weights and vectors into the network before training it; ``partial_fit`` and
     ``warm_start`` continuation skip that stage. Sequence columns are pooled into one vector
     (and one weight) each.
