@@ -296,7 +296,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         linear = getattr(self, "linear_learning_rate", None)
         if linear is None:
             return self.learning_rate, self.learning_rate
-        if isinstance(linear, str) and linear == "auto":
+        if linear == "auto":
             linear = _AUTO_LINEAR_STEP * self.learning_rate
         return self.learning_rate, float(linear)
 
@@ -371,10 +371,10 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         self._validate_params()  # partial_fit's later calls come here without fit's check
         self._device = resolve_device(self.device, type(self).__name__)
         self.core_.to(self._device)
+        rates = self._learning_rates()
         if not self._state.optimizers:  # e.g. after unpickling
-            self._state.optimizers = make_optimizers(self.core_, *self._learning_rates())
-        # set_params(learning_rate=...) applies
-        set_learning_rates(self._state.optimizers, *self._learning_rates())
+            self._state.optimizers = make_optimizers(self.core_, *rates)
+        set_learning_rates(self._state.optimizers, *rates)  # set_params(learning_rate=...)
 
     # ---------------------------------------------------------------- public API
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseCTRClassifier:

@@ -117,13 +117,21 @@ def test_joblib_round_trip_in_a_new_process(criteo, tmp_path):
     assert all(p.device.type == "cpu" for p in clf.core_.parameters())
 
 
+def _steps(clf) -> set[tuple[bool, float]]:
+    """(first-order group?, step) of every param group of a fitted estimator, after
+    checking that the first-order groups hold exactly the LinearTerm's parameters."""
+    groups = [g for opt in clf._state.optimizers for g in opt.param_groups]
+    linear = {id(p) for p in clf.core_.linear.parameters()}
+    assert all((id(p) in linear) == g["first_order"] for g in groups for p in g["params"])
+    return {(g["first_order"], g["lr"]) for g in groups}
+
+
 def test_a_plateau_decays_the_steps_for_that_fit_only(criteo):
     X, y = criteo
     clf = DeepFMClassifier(**{**FAST, "max_epochs": "auto"}).fit(X, y)  # early stopping on
     scales = [h["step_scale"] for h in clf.history_]
     assert scales[0] == 1.0 and min(scales) < 1.0  # it went on with smaller steps
-    steps = {(g["first_order"], g["lr"]) for o in clf._state.optimizers for g in o.param_groups}
-    assert steps == {(False, 1e-3), (True, 3e-3)}  # given back for the next fit
+    assert _steps(clf) == {(False, 1e-3), (True, 3e-3)}  # given back for the next fit
 
 
 def test_a_model_pickled_before_a_parameter_existed_gets_its_default(criteo):
@@ -228,20 +236,13 @@ def test_bad_parameters_are_named(params, match):
 
 def test_first_order_weights_take_linear_learning_rate_and_warm_start_applies_changes(criteo):
     X, y = criteo
-
-    def steps(clf):
-        groups = [g for opt in clf._state.optimizers for g in opt.param_groups]
-        linear = {id(p) for p in clf.core_.linear.parameters()}
-        assert all((id(p) in linear) == g["first_order"] for g in groups for p in g["params"])
-        return {(g["first_order"], g["lr"]) for g in groups}
-
     clf = DeepFMClassifier(**FAST, learning_rate=2e-3, warm_start=True).fit(X, y)
     # 'auto': 3 x learning_rate for the LinearTerm (its table and its bias)
-    assert steps(clf) == {(False, 2e-3), (True, 6e-3)}
+    assert _steps(clf) == {(False, 2e-3), (True, 6e-3)}
     clf.set_params(learning_rate=1e-3, linear_learning_rate=0.05).fit(X, y)
-    assert steps(clf) == {(False, 1e-3), (True, 0.05)}
+    assert _steps(clf) == {(False, 1e-3), (True, 0.05)}
     restored = pickle.loads(pickle.dumps(clf))  # the optimisers are rebuilt, with both steps
-    assert steps(restored.set_params(linear_learning_rate=0.02).fit(X, y)) == {
+    assert _steps(restored.set_params(linear_learning_rate=0.02).fit(X, y)) == {
         (False, 1e-3),
         (True, 0.02),
     }

@@ -349,7 +349,7 @@ def train(
     weights = torch.as_tensor(sample_weight, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     best_loss, best_state, stale = math.inf, None, 0
-    decays, improved_since_decay, scale = 0, True, 1.0
+    decays, decayed_at, scale = 0, None, 1.0  # decayed_at: the epoch of the last reduction
     steps = [[group["lr"] for group in opt.param_groups] for opt in state.optimizers]
     good_state, good_epoch = copy.deepcopy(core.state_dict()), state.epochs_done
     progress = None
@@ -419,19 +419,19 @@ def train(
                 best_loss, stale = record["val_logloss"], 0
                 best_state = copy.deepcopy(core.state_dict())
                 good_state, good_epoch = best_state, epoch
-                improved_since_decay = True
             else:
                 stale += 1
                 if stale >= config.n_iter_no_change:
-                    if decays >= config.step_decays or not improved_since_decay:
+                    # reduce again only if the smaller steps found a better epoch
+                    if decays >= config.step_decays or (
+                        decayed_at is not None and good_epoch <= decayed_at
+                    ):
                         break
                     # a plateau: go on from the best epoch with smaller steps
                     core.load_state_dict(best_state if best_state is not None else good_state)
                     scale *= config.step_decay
-                    for opt, lrs in zip(state.optimizers, steps, strict=True):
-                        for group, lr in zip(opt.param_groups, lrs, strict=True):
-                            group["lr"] = lr * scale
-                    decays, stale, improved_since_decay = decays + 1, 0, False
+                    _scale_steps(state.optimizers, steps, scale)
+                    decays, decayed_at, stale = decays + 1, epoch, 0
                     if config.verbose:
                         print(
                             f"{config.owner}: no better epoch for {config.n_iter_no_change} "
@@ -449,8 +449,15 @@ def train(
         if best_state is not None:
             core.load_state_dict(best_state)
     finally:
-        for opt, lrs in zip(state.optimizers, steps, strict=True):
-            for group, lr in zip(opt.param_groups, lrs, strict=True):
-                group["lr"] = lr
+        _scale_steps(state.optimizers, steps, 1.0)  # the steps the call was given
     core.eval()
     return state
+
+
+def _scale_steps(
+    optimizers: list[torch.optim.Optimizer], steps: list[list[float]], scale: float
+) -> None:
+    """Set each param group's step to ``scale`` times its entry of ``steps``."""
+    for opt, lrs in zip(optimizers, steps, strict=True):
+        for group, lr in zip(opt.param_groups, lrs, strict=True):
+            group["lr"] = lr * scale
