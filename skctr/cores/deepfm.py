@@ -54,6 +54,6 @@ class DeepFM(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        fields, deep_in = self.embedding.fields_and_deep(batch, as_blocks=True)
+        fields, deep_in = self.embedding.fields_and_deep(batch, as_blocks=True, field_blocks=True)
         deep = self.mlp(deep_in).squeeze(-1)
         return self.linear(batch) + self.fm(fields) + deep

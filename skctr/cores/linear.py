@@ -67,4 +67,4 @@ class FactorizationMachineModel(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        return self.linear(batch) + self.fm(self.embedding(batch))
+        return self.linear(batch) + self.fm(self.embedding.field_blocks(batch))

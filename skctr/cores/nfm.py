@@ -64,5 +64,5 @@ class NFM(nn.Module):
 
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
-        pooled = self.bi_dropout(self.bi_interaction(self.embedding(batch)))
+        pooled = self.bi_dropout(self.bi_interaction(self.embedding.field_blocks(batch)))
         return self.linear(batch) + self.mlp(pooled).squeeze(-1)

@@ -238,8 +238,8 @@ class FieldEmbedding(nn.Module):
         return (len(schema.sparse) + len(schema.sequence)) * self.embedding_dim + len(schema.dense)
 
     def fields_and_deep(
-        self, batch: TensorBatch, *, as_blocks: bool = False
-    ) -> tuple[Tensor, Tensor | list[Tensor]]:
+        self, batch: TensorBatch, *, as_blocks: bool = False, field_blocks: bool = False
+    ) -> tuple[Tensor | list[Tensor], Tensor | list[Tensor]]:
         """All fields as vectors, and the input of a model's MLP.
 
         The MLP input holds the categorical field vectors and the raw dense values. A first
@@ -256,16 +256,23 @@ class FieldEmbedding(nn.Module):
         as_blocks : bool, default=False
             Return the MLP input as the list of its non-empty blocks (what
             :class:`~skctr.nn.MLP` reads without concatenating them) instead of one tensor.
+        field_blocks : bool, default=False
+            Return the field vectors as :meth:`field_blocks` does (what
+            :class:`~skctr.nn.FactorizationMachine` reads without concatenating them)
+            instead of one tensor.
 
         Returns
         -------
-        fields : Tensor of shape (B, num_fields, K)
-            What :meth:`forward` returns.
+        fields : Tensor of shape (B, num_fields, K), or list of Tensor
+            What :meth:`forward` (or :meth:`field_blocks`) returns.
         deep : Tensor of shape (B, deep_dim), or list of Tensor
             What :meth:`deep_input` returns.
         """
         parts = self._field_parts(batch)
-        return torch.cat(parts, dim=1), self._deep(parts[0], parts[-1], batch.dense, as_blocks)
+        deep = self._deep(parts[0], parts[-1], batch.dense, as_blocks)
+        if field_blocks:
+            return [p for p in parts if p.shape[1]], deep
+        return torch.cat(parts, dim=1), deep
 
     def deep_input(self, batch: TensorBatch, *, as_blocks: bool = False) -> Tensor | list[Tensor]:
         """The input of a model's MLP alone, for models without an interaction part on the
@@ -301,6 +308,22 @@ class FieldEmbedding(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """All fields as vectors: (B, num_fields, K)."""
         return torch.cat(self._field_parts(batch), dim=1)
+
+    def field_blocks(self, batch: TensorBatch) -> list[Tensor]:
+        """The field vectors of :meth:`forward` as the list of their non-empty blocks.
+
+        Parameters
+        ----------
+        batch : TensorBatch
+            The rows.
+
+        Returns
+        -------
+        list of Tensor of shape (B, n_j, K)
+            Sparse, dense (if ``dense_fields``) and pooled sequence vectors, in the order of
+            :meth:`forward`'s fields, without copying them into one tensor.
+        """
+        return [p for p in self._field_parts(batch) if p.shape[1]]
 
     def _field_parts(self, batch: TensorBatch) -> list[Tensor]:
         """Sparse, dense (if ``dense_fields``) and pooled sequence vectors: (B, n_*, K) each

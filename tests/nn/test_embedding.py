@@ -81,6 +81,21 @@ def test_without_dense_fields_the_vectors_skip_them_and_the_mlp_input_keeps_them
     torch.testing.assert_close(full.deep_input(batch), full_deep)
 
 
+def test_field_blocks_are_the_non_empty_pieces_of_the_fields_in_order():
+    torch.manual_seed(0)
+    emb = FieldEmbedding(SCHEMA, 3)
+    batch = _batch(5, np.random.default_rng(6))
+    fields = emb(batch)
+    blocks = emb.field_blocks(batch)
+    assert [b.shape[1] for b in blocks] == [2, 1, 1]  # sparse, dense, pooled sequence
+    torch.testing.assert_close(torch.cat(blocks, dim=1), fields)
+    got, deep = emb.fields_and_deep(batch, as_blocks=True, field_blocks=True)
+    torch.testing.assert_close(torch.cat(got, dim=1), fields)
+    torch.testing.assert_close(torch.cat(deep, dim=1), emb.deep_input(batch))
+    no_dense = FieldEmbedding(SCHEMA, 3, dense_fields=False)
+    assert [b.shape[1] for b in no_dense.field_blocks(batch)] == [2, 1]
+
+
 def test_mlp_input_as_blocks_are_the_non_empty_pieces_in_order():
     torch.manual_seed(0)
     emb = FieldEmbedding(SCHEMA, 3).eval()

@@ -73,11 +73,35 @@ def test_bi_interaction_reuses_factorization_machine():
     assert layer.fm.reduce_sum is False
 
 
+@pytest.mark.parametrize("reduce_sum", [True, False])
+@pytest.mark.parametrize("fields", [(2, 3, 1), (4,), (1, 0, 2)])
+def test_factorization_machine_over_blocks_equals_it_over_their_concatenation(reduce_sum, fields):
+    blocks = [rand(3, f, 4).requires_grad_() for f in fields]
+    whole = torch.cat([b.detach() for b in blocks], dim=1).requires_grad_()
+    fm = FactorizationMachine(reduce_sum=reduce_sum)
+    out, expected = fm(blocks), fm(whole)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, blocks, grad)
+    want = torch.autograd.grad(expected, whole, grad)[0].split(list(fields), dim=1)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+    assert torch.autograd.gradcheck(lambda *b: fm(list(b)), tuple(blocks))
+    bi = FactorizationMachine(reduce_sum=False)(whole)
+    torch.testing.assert_close(BiInteractionPooling()(blocks), bi)
+
+
 def test_factorization_machine_invalid_and_shapes():
     with pytest.raises(ValueError, match="reduce_sum"):
         FactorizationMachine(reduce_sum="yes")
     with pytest.raises(ValueError, match="num_fields"):
         FactorizationMachine()(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        FactorizationMachine()([])
+    with pytest.raises(ValueError, match=r"must agree.*\(3, 2, 4\), \(3, 1, 5\)"):
+        FactorizationMachine()([torch.randn(3, 2, 4), torch.randn(3, 1, 5)])
+    with pytest.raises(ValueError, match="must agree"):
+        BiInteractionPooling()([torch.randn(3, 2, 4), torch.randn(2, 1, 4)])
 
 
 # ------------------------------------------------------------------ PNN products

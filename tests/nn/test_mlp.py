@@ -143,6 +143,17 @@ def test_mlp_blocks_of_mixed_dtypes_are_promoted_like_a_concatenation():
     torch.testing.assert_close(out, mlp(torch.cat(blocks, dim=1)))
 
 
+def test_mlp_blocks_under_autocast_equal_their_concatenation_under_autocast():
+    # the first layer adds the later blocks' products in place, except where autocast gives
+    # its output another dtype than theirs
+    mlp = MLP(5, (3,), output_dim=1)
+    blocks = [torch.randn(4, 3), torch.randn(4, 2)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = mlp(blocks), mlp(torch.cat(blocks, dim=1))
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, atol=0.02, rtol=0.02)
+
+
 def test_mlp_blocks_run_a_hooked_first_layer_through_its_forward():
     mlp = MLP(5, (3,), output_dim=1)
     calls = []

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from skctr.training import optim
 from skctr.training.optim import LazyAdam
 
 
@@ -39,7 +40,13 @@ def _random_grads(n_steps, rows, dim, nnz, seed):
     ]
 
 
-def test_equals_the_per_row_reference_with_duplicate_rows():
+@pytest.mark.parametrize("fused", [True, False])
+def test_equals_the_per_row_reference_with_duplicate_rows(fused, monkeypatch):
+    # torch's fused Adam kernel where it has one, else the same maths written out
+    if not fused:
+        monkeypatch.setattr(optim, "_NO_FUSED_ADAM", {("cpu", torch.float32)})
+    elif getattr(torch, "_fused_adam_", None) is None:
+        pytest.skip("this torch has no fused Adam kernel")
     torch.manual_seed(0)
     w0 = torch.randn(30, 4)
     grads = _random_grads(6, 30, 4, nnz=40, seed=1)  # 40 entries over 30 rows: duplicates
