@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..nn import MLP, CrossNetwork
 from ..nn.embedding import FieldEmbedding, TensorBatch
+from ..nn.mlp import linear_of_blocks
 from ..preprocessing.schema import FeatureSchema
 from ._shared import shared_params_doc
 
@@ -81,4 +82,4 @@ class DCN(nn.Module):
         x0 = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
         # the MLP reads the blocks: no input gradient for the raw dense values
         parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(blocks)]
-        return self.head(torch.cat(parts, dim=1)).squeeze(-1)
+        return linear_of_blocks(self.head, parts).squeeze(-1)  # w^T [x_L, MLP(x0)] + b

@@ -119,29 +119,33 @@ class MLP(nn.Module):
             blocks = [b.reshape(-1, b.shape[-1]) for b in blocks]
         layers = iter(self.layers)
         first = next(layers, None)
-        h = self._first_layer(first, blocks)
+        h = linear_of_blocks(first, blocks)
         for layer in layers:
             h = layer(h)
         if len(leading) != 1:
             h = h.reshape(*leading, self.output_dim)
         return h
 
-    @staticmethod
-    def _first_layer(first: nn.Module | None, blocks: list[Tensor]) -> Tensor:
-        """``first`` (None: the identity) applied to the concatenation of ``blocks``, without
-        building it when ``first`` is a plain ``Linear``: each block meets its columns of the
-        weight (one split, whose gradient is one concatenation)."""
-        plain = type(first) is nn.Linear and not (first._forward_hooks or first._forward_pre_hooks)
-        if len(blocks) == 1 or not plain:  # a subclass or hooked layer runs its own forward
-            h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
-            return h if first is None else first(h)
-        dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
-        blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
-        weights = first.weight.split([b.shape[-1] for b in blocks], dim=1)
-        h = nn.functional.linear(blocks[0], weights[0], first.bias)
-        for block, weight in zip(blocks[1:], weights[1:], strict=True):
-            if h.dtype == block.dtype == weight.dtype:  # (not so under autocast)
-                h = h.addmm_(block, weight.t())  # in place: no copy of h (autograd keeps none)
-            else:
-                h = torch.addmm(h, block, weight.t())
-        return h
+
+def linear_of_blocks(layer: nn.Module | None, blocks: list[Tensor]) -> Tensor:
+    """``layer`` (None: the identity) applied to the concatenation of ``blocks`` along the
+    last axis, without building it when ``layer`` is a plain ``Linear``: each block meets
+    its columns of the weight (one split, whose gradient is one concatenation).
+
+    The first layer of :class:`MLP` and Deep & Cross's output layer use it. A subclass of
+    ``Linear`` or a hooked layer gets the concatenation through its own forward.
+    """
+    plain = type(layer) is nn.Linear and not (layer._forward_hooks or layer._forward_pre_hooks)
+    if len(blocks) == 1 or not plain:  # a subclass or hooked layer runs its own forward
+        h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+        return h if layer is None else layer(h)
+    dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
+    blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
+    weights = layer.weight.split([b.shape[-1] for b in blocks], dim=1)
+    h = nn.functional.linear(blocks[0], weights[0], layer.bias)
+    for block, weight in zip(blocks[1:], weights[1:], strict=True):
+        if h.dtype == block.dtype == weight.dtype:  # (not so under autocast)
+            h = h.addmm_(block, weight.t())  # in place: no copy of h (autograd keeps none)
+        else:
+            h = torch.addmm(h, block, weight.t())
+    return h

@@ -201,6 +201,43 @@ def test_cross_network_matches_row_loop(batch, dim, layers, parameterization):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_vector_cross_network_gradients_equal_autograd_of_its_formula(layers):
+    # the vector network runs a hand-written backward; check it against autograd of the
+    # layer formula and by finite differences
+    net = CrossNetwork(6, num_layers=layers).double()
+    with torch.no_grad():
+        net.bias.uniform_(-1, 1)
+    x = rand(5, 6).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: interaction._VectorCross.apply(x, w, b), (x, net.weight, net.bias)
+    )
+    out = net(x)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x, net.weight, net.bias], grad)
+    xl = x
+    for layer in range(layers):
+        xl = x * (xl @ net.weight[layer]).unsqueeze(1) + net.bias[layer] + xl
+    torch.testing.assert_close(out, xl)
+    want = torch.autograd.grad(xl, [x, net.weight, net.bias], grad)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+    # only the gradients asked for
+    net.weight.requires_grad_(False)
+    (only_x,) = torch.autograd.grad(net(x), [x], grad)
+    torch.testing.assert_close(only_x, want[0])
+
+
+def test_vector_cross_network_under_autocast_follows_autocast():
+    net = CrossNetwork(4, num_layers=2)
+    x = torch.randn(3, 4, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, net(x), atol=0.05, rtol=0.05)
+    assert x.grad is not None and net.weight.grad is not None
+
+
 def test_cross_network_backward_and_invalid():
     net = CrossNetwork(5, num_layers=2, parameterization="matrix")
     x = torch.randn(4, 5, requires_grad=True)
