@@ -222,10 +222,31 @@ def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
     narrow = grad.shape[0] <= torch.iinfo(torch.int32).max
     keys = indices.to(torch.int32) if narrow else indices
     # stable: a row's entries keep their order, so its sum is what index_add_ would give
-    sorted_keys, order = torch.sort(keys, stable=True)
+    sorted_keys, order = _stable_sort(keys)
     rows, counts = torch.unique_consecutive(sorted_keys, return_counts=True)
     starts = counts.cumsum(0).sub_(counts)
     return _Rows(grad.shape[0], indices, rows.long(), order, starts, counts)
+
+
+#: torch sorts 1-d integer tensors of at least this many elements with a parallel radix
+#: sort, smaller ones with a comparison sort that took 1.1 ms for the 26,624 keys of a
+#: DeepFM batch of 1,024 rows, against 0.34 ms for the same keys padded to this length.
+_RADIX_SORT_MIN = 32_768
+#: From this many keys on, padding them to ``_RADIX_SORT_MIN`` is the faster sort.
+_PAD_SORT_FROM = 8_192
+
+
+def _stable_sort(keys: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.sort(keys, stable=True)`` of a 1-d integer tensor, padded to reach the radix
+    sort where that is faster (the padding holds the dtype's largest value, which no row
+    number reaches, so it sorts last and is cut off: the same result)."""
+    n = keys.numel()
+    if keys.device.type != "cpu" or not _PAD_SORT_FROM <= n < _RADIX_SORT_MIN:
+        return torch.sort(keys, stable=True)
+    padded = keys.new_full((_RADIX_SORT_MIN,), torch.iinfo(keys.dtype).max)
+    padded[:n] = keys
+    sorted_keys, order = torch.sort(padded, stable=True)
+    return sorted_keys[:n], order[:n]
 
 
 def _row_sums(values: Tensor, rows: _Rows) -> Tensor:

@@ -181,3 +181,16 @@ def test_rows_finite_flags_a_non_finite_written_row_and_resets():
     opt.step()
     assert not opt.rows_finite()
     assert opt.rows_finite()  # the record starts again after each reading
+
+
+@pytest.mark.parametrize("n", [0, 100, 8_192, 20_000, 32_767, 40_000])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_the_padded_sort_equals_a_stable_sort(n, dtype):
+    # keys that repeat, up to the largest row number a table of this dtype can have
+    g = torch.Generator().manual_seed(n)
+    keys = torch.randint(0, 500, (n,), generator=g).to(dtype)
+    if n:
+        keys[::7] = torch.iinfo(dtype).max - 1
+    got_keys, got_order = optim._stable_sort(keys)
+    want_keys, want_order = torch.sort(keys, stable=True)
+    assert torch.equal(got_keys, want_keys) and torch.equal(got_order, want_order)
