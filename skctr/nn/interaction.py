@@ -93,8 +93,11 @@ class _PairwiseSum(torch.autograd.Function):
         total, *blocks = ctx.saved_tensors
         grad = grad[:, None] if ctx.reduce_sum else grad  # (B, 1) or (B, K)
         scaled = (total * grad).unsqueeze(1)
-        # grad * (total - x) in one pass over each block
-        return None, *(torch.addcmul(scaled, x, grad.unsqueeze(1), value=-1) for x in blocks)
+        # grad * (total - x) in one pass over each block that needs it
+        return None, *(
+            torch.addcmul(scaled, x, grad.unsqueeze(1), value=-1) if needed else None
+            for x, needed in zip(blocks, ctx.needs_input_grad[1:], strict=True)
+        )
 
 
 class FactorizationMachine(nn.Module):
@@ -362,7 +365,7 @@ class _VectorCross(torch.autograd.Function):
         num_layers = weight.shape[0]
         inputs, scales = saved[:num_layers], saved[num_layers:]
         weight_grad = torch.empty_like(weight) if ctx.needs_input_grad[1] else None
-        bias_grad = grad.new_empty(weight.shape) if ctx.needs_input_grad[2] else None
+        bias_grad = torch.empty_like(weight) if ctx.needs_input_grad[2] else None
         x0_grad = None  # the part through the x_0 factor of every layer
         for layer in reversed(range(num_layers)):
             if bias_grad is not None:
@@ -411,7 +414,10 @@ class CrossNetwork(nn.Module):
 
     Notes
     -----
-    Shapes: ``(B, D) -> (B, D)``.
+    Shapes: ``(B, D) -> (B, D)``. The vector network's gradient is written out (one
+    autograd function for all layers), so it has no second derivative: a backward pass
+    with ``create_graph=True`` through it raises (under autocast it runs op by op and has
+    one).
 
     References
     ----------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -21,11 +22,12 @@ class LazyAdam(torch.optim.Optimizer):
     1. finds the distinct rows ``u`` the gradient names (one stable sort of the entries'
        row numbers) and sums the gradient of each, in the entries' order, with
        :func:`torch.nn.functional.embedding_bag` over the sorted entries (5x faster on CPU
-       than ``index_add_``, the same sums; a table looked up several times in one step, as
-       DIN's candidate and history are, simply contributes more entries);
+       than ``index_add_``; for float32 and float64 on CPU the same sums; a table looked
+       up several times in one step, as DIN's candidate and history are, simply
+       contributes more entries);
     2. gathers those rows of the weights and of both moment estimates, applies the Adam
        update of :class:`torch.optim.Adam` (Kingma and Ba, 2015) to them (torch's fused
-       Adam kernel where the device and dtype have one), and writes them back.
+       Adam kernel where there is one: CUDA, and CPU from torch 2.4), and writes them back.
 
     With ``l2 > 0`` each looked-up occurrence of a row also adds ``l2 * ||w_row||^2`` to the
     objective: the gradient ``2 * l2 * count_row * w_row`` is added to the rows' summed
@@ -142,9 +144,11 @@ class LazyAdam(torch.optim.Optimizer):
                 state["exp_avg"].index_copy_(0, rows, exp_avg)
                 state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
                 p.index_copy_(0, rows, weights)
-                # a sum is non-finite if an element is (or if finite ones overflow, which is
-                # no better): one reduction, 10x cheaper than isfinite(weights).all()
-                self._finite = self._finite.to(p.device) & torch.isfinite(weights.sum())
+                # a sum is non-finite if an element is: one reduction, 10x cheaper than
+                # isfinite(weights).all() (in at least float32, so that half-precision
+                # weights do not overflow it)
+                total = weights.sum(dtype=torch.promote_types(weights.dtype, torch.float32))
+                self._finite = self._finite.to(p.device) & torch.isfinite(total)
         return loss
 
 
@@ -182,7 +186,7 @@ def _adam_update(
                 maximize=False,
             )
             return
-        except (RuntimeError, NotImplementedError, TypeError):  # no kernel for this device
+        except NotImplementedError:  # no kernel for this device and dtype (CPU: torch < 2.4)
             _NO_FUSED_ADAM.add(key)
     exp_avg.lerp_(grad, 1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
@@ -234,6 +238,9 @@ def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
 _RADIX_SORT_MIN = 32_768
 #: From this many keys on, padding them to ``_RADIX_SORT_MIN`` is the faster sort.
 _PAD_SORT_FROM = 8_192
+#: The radix sort comes with FBGEMM, which torch's x86-64 builds have (not its ARM ones,
+#: where padding would only lengthen the comparison sort).
+_RADIX_ON_THIS_CPU = platform.machine().lower() in ("x86_64", "amd64")
 
 
 def _stable_sort(keys: Tensor) -> tuple[Tensor, Tensor]:
@@ -241,7 +248,9 @@ def _stable_sort(keys: Tensor) -> tuple[Tensor, Tensor]:
     sort where that is faster (the padding holds the dtype's largest value, which no row
     number reaches, so it sorts last and is cut off: the same result)."""
     n = keys.numel()
-    if keys.device.type != "cpu" or not _PAD_SORT_FROM <= n < _RADIX_SORT_MIN:
+    if not (
+        _RADIX_ON_THIS_CPU and keys.device.type == "cpu" and _PAD_SORT_FROM <= n < _RADIX_SORT_MIN
+    ):
         return torch.sort(keys, stable=True)
     padded = keys.new_full((_RADIX_SORT_MIN,), torch.iinfo(keys.dtype).max)
     padded[:n] = keys

@@ -89,6 +89,12 @@ def test_factorization_machine_over_blocks_equals_it_over_their_concatenation(re
     assert torch.autograd.gradcheck(lambda *b: fm(list(b)), tuple(blocks))
     bi = FactorizationMachine(reduce_sum=False)(whole)
     torch.testing.assert_close(BiInteractionPooling()(blocks), bi)
+    # a block that needs no gradient (the others still get theirs)
+    frozen = [blocks[0].detach(), *blocks[1:]]
+    if len(frozen) > 1:
+        rest = torch.autograd.grad(fm(frozen), frozen[1:], grad)
+        for g, w in zip(rest, want[1:], strict=True):
+            torch.testing.assert_close(g, w)
 
 
 def test_factorization_machine_invalid_and_shapes():

@@ -43,9 +43,9 @@ def _random_grads(n_steps, rows, dim, nnz, seed):
 @pytest.mark.parametrize("fused", [True, False])
 def test_equals_the_per_row_reference_with_duplicate_rows(fused, monkeypatch):
     # torch's fused Adam kernel where it has one, else the same maths written out
-    if not fused:
-        monkeypatch.setattr(optim, "_NO_FUSED_ADAM", {("cpu", torch.float32)})
-    elif getattr(torch, "_fused_adam_", None) is None:
+    memo = {("cpu", torch.float32)} if not fused else set()
+    monkeypatch.setattr(optim, "_NO_FUSED_ADAM", memo)
+    if fused and getattr(torch, "_fused_adam_", None) is None:
         pytest.skip("this torch has no fused Adam kernel")
     torch.manual_seed(0)
     w0 = torch.randn(30, 4)
@@ -57,6 +57,47 @@ def test_equals_the_per_row_reference_with_duplicate_rows(fused, monkeypatch):
         opt.step()
     expected = _reference_lazy_adam(w0, grads, lr=0.05)
     torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+    if fused and torch.__version__ >= "2.4":  # the fused kernel ran (CPU has one from 2.4)
+        assert not memo
+
+
+def test_a_device_without_a_fused_kernel_falls_back_to_the_same_maths(monkeypatch):
+    def no_kernel(*args, **kwargs):
+        raise NotImplementedError("no fused Adam here")
+
+    monkeypatch.setattr(torch, "_fused_adam_", no_kernel, raising=False)
+    memo = set()
+    monkeypatch.setattr(optim, "_NO_FUSED_ADAM", memo)
+    w0 = torch.randn(30, 4)
+    grads = _random_grads(3, 30, 4, nnz=40, seed=4)
+    p = torch.nn.Parameter(w0.clone())
+    opt = LazyAdam([p], lr=0.05)
+    for idx, vals in grads:
+        p.grad = _sparse(idx, vals, p.shape)
+        opt.step()
+    assert memo == {("cpu", torch.float32)}
+    torch.testing.assert_close(p.detach(), _reference_lazy_adam(w0, grads, lr=0.05))
+
+
+@pytest.mark.parametrize(("dtype", "nnz"), [(torch.float64, 40), (torch.float32, 12_000)])
+def test_float64_tables_and_batches_that_take_the_padded_sort_equal_the_reference(dtype, nnz):
+    w0 = torch.randn(3_000, 2, dtype=dtype)
+    grads = _random_grads(3, 3_000, 2, nnz=nnz, seed=5)
+    p = torch.nn.Parameter(w0.clone())
+    opt = LazyAdam([p], lr=0.05)
+    for idx, vals in grads:
+        p.grad = _sparse(idx, vals.to(dtype), p.shape)
+        opt.step()
+    expected = _reference_lazy_adam(w0, grads, lr=0.05).to(dtype)
+    torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_half_precision_table_whose_sum_overflows_float16_is_finite():
+    p = torch.nn.Parameter(torch.full((2_000, 16), 4.0, dtype=torch.float16))
+    opt = LazyAdam([p], lr=1e-3)
+    p.grad = _sparse(torch.arange(2_000), torch.ones(2_000, 16, dtype=torch.float16), p.shape)
+    opt.step()
+    assert opt.rows_finite()
 
 
 def test_untouched_rows_keep_weights_and_moments():
