@@ -8,6 +8,7 @@ affect any output here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +121,26 @@ class SequencePooling(nn.Module):
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""
         return f"mode={self.mode!r}"
+
+
+class _ZeroPadding(torch.autograd.Function):
+    """``keys`` with the padding positions set to 0, the gradient passed back unchanged.
+
+    Only for :class:`AttentionSequencePooling`, where the attention weights of padding
+    positions are exactly 0, so the gradient arriving there (``w_t g``) is already 0 and
+    the identity gives what ``masked_fill``'s backward would, without its pass over the
+    ``(B, T, K)`` gradient (DIN's two histories at the speed benchmark's shape: 20 -> 11
+    ms for the pooling's forward and backward). The forward still zeroes the padding, so
+    non-finite padding values do not reach the output.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, keys: Tensor, keep: Tensor) -> Tensor:
+        return torch.where(keep, keys, 0.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
 
 
 class AttentionSequencePooling(nn.Module):
@@ -240,7 +261,7 @@ class AttentionSequencePooling(nn.Module):
         _check_sequence_input("AttentionSequencePooling", keys, lengths)
         mask = sequence_mask(lengths, keys.shape[1])
         weights = self._weights(query, keys, mask)
-        clean_keys = keys.masked_fill(~mask.unsqueeze(-1), 0)
+        clean_keys = _ZeroPadding.apply(keys, mask.unsqueeze(-1))
         pooled = torch.bmm(weights.unsqueeze(1), clean_keys).squeeze(1)
         return (pooled, weights) if return_scores else pooled
 

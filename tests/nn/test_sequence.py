@@ -190,6 +190,38 @@ def test_attention_sequence_pooling_backward_with_empty_rows(weight_normalizatio
     assert torch.all(keys.grad[0] == 0)
 
 
+@pytest.mark.parametrize("weight_normalization", [False, True])
+def test_attention_sequence_pooling_gradients_equal_those_of_masking_the_keys(
+    weight_normalization,
+):
+    # the pooling passes the keys' gradient back unchanged through its zeroing of the
+    # padding (the weights there are 0): the same gradients as masked_fill's, also when
+    # the padding holds huge or NaN values
+    layer = AttentionSequencePooling(
+        3, hidden_units=(4,), weight_normalization=weight_normalization
+    )
+    layer.double()
+    query, keys = rand(4, 3), rand(4, 5, 3)
+    lengths = torch.tensor([0, 2, 5, 1])
+    padding = ~sequence_mask(lengths, 5)
+    for fill in (None, 1e4, math.nan):
+        k = keys.clone()
+        if fill is not None:
+            k[padding] = fill
+        k.requires_grad_()
+        q = query.clone().requires_grad_()
+        grad = torch.randn(4, 3, dtype=torch.float64)
+        got = torch.autograd.grad(layer(q, k, lengths), [q, k, *layer.parameters()], grad)
+        mask = ~padding
+        weights = layer._weights(q, k, mask)
+        clean = k.masked_fill(padding.unsqueeze(-1), 0)
+        literal = torch.bmm(weights.unsqueeze(1), clean).squeeze(1)
+        want = torch.autograd.grad(literal, [q, k, *layer.parameters()], grad)
+        assert torch.all(got[1][padding] == 0)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w)
+
+
 def test_attention_sequence_pooling_invalid():
     with pytest.raises(ValueError, match="weight_normalization"):
         AttentionSequencePooling(4, weight_normalization="softmax")
