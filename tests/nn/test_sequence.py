@@ -190,17 +190,22 @@ def test_attention_sequence_pooling_backward_with_empty_rows(weight_normalizatio
     assert torch.all(keys.grad[0] == 0)
 
 
+class _MaskBlindPooling(AttentionSequencePooling):
+    def _weights(self, query, keys, mask):  # a scorer that gives padding weight too
+        return torch.ones(mask.shape, dtype=keys.dtype) + self.unit(query, keys, mask)
+
+
+@pytest.mark.parametrize("cls", [AttentionSequencePooling, _MaskBlindPooling])
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("weight_normalization", [False, True])
 def test_attention_sequence_pooling_gradients_equal_those_of_masking_the_keys(
-    weight_normalization,
+    weight_normalization, training, cls
 ):
     # the pooling passes the keys' gradient back unchanged through its zeroing of the
     # padding (the weights there are 0): the same gradients as masked_fill's, also when
     # the padding holds huge or NaN values
-    layer = AttentionSequencePooling(
-        3, hidden_units=(4,), weight_normalization=weight_normalization
-    )
-    layer.double()
+    layer = cls(3, hidden_units=(4,), weight_normalization=weight_normalization)
+    layer.double().train(training)
     query, keys = rand(4, 3), rand(4, 5, 3)
     lengths = torch.tensor([0, 2, 5, 1])
     padding = ~sequence_mask(lengths, 5)
@@ -213,7 +218,7 @@ def test_attention_sequence_pooling_gradients_equal_those_of_masking_the_keys(
         grad = torch.randn(4, 3, dtype=torch.float64)
         got = torch.autograd.grad(layer(q, k, lengths), [q, k, *layer.parameters()], grad)
         mask = ~padding
-        weights = layer._weights(q, k, mask)
+        weights = layer._weights(q, k, mask).masked_fill(padding, 0)
         clean = k.masked_fill(padding.unsqueeze(-1), 0)
         literal = torch.bmm(weights.unsqueeze(1), clean).squeeze(1)
         want = torch.autograd.grad(literal, [q, k, *layer.parameters()], grad)

@@ -79,7 +79,7 @@ def test_a_device_without_a_fused_kernel_falls_back_to_the_same_maths(monkeypatc
     torch.testing.assert_close(p.detach(), _reference_lazy_adam(w0, grads, lr=0.05))
 
 
-@pytest.mark.parametrize(("dtype", "nnz"), [(torch.float64, 40), (torch.float32, 12_000)])
+@pytest.mark.parametrize(("dtype", "nnz"), [(torch.float64, 40), (torch.float32, 20_000)])
 def test_float64_tables_and_batches_that_take_the_padded_sort_equal_the_reference(dtype, nnz):
     w0 = torch.randn(3_000, 2, dtype=dtype)
     grads = _random_grads(3, 3_000, 2, nnz=nnz, seed=5)
@@ -224,9 +224,10 @@ def test_rows_finite_flags_a_non_finite_written_row_and_resets():
     assert opt.rows_finite()  # the record starts again after each reading
 
 
-@pytest.mark.parametrize("n", [0, 100, 8_192, 20_000, 32_767, 40_000])
+@pytest.mark.parametrize("n", [0, 100, 16_384, 20_000, 32_767, 40_000])
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
-def test_the_padded_sort_equals_a_stable_sort(n, dtype):
+def test_the_padded_sort_equals_a_stable_sort(n, dtype, monkeypatch):
+    monkeypatch.setattr(optim, "_RADIX_ON_THIS_CPU", True)  # pad on any machine
     # keys that repeat, up to the largest row number a table of this dtype can have
     g = torch.Generator().manual_seed(n)
     keys = torch.randint(0, 500, (n,), generator=g).to(dtype)
