@@ -273,11 +273,13 @@ class Dice(nn.Module):
             if n > 1:
                 with torch.no_grad():
                     self.num_batches_tracked += 1
-                    # a tensor, not a Python float: no host-device sync on a GPU
-                    count = self.num_batches_tracked.to(mean.dtype)
+                    # a tensor, not a Python float: no host-device sync on a GPU; in the
+                    # buffers' dtype (under autocast the batch statistics may be bfloat16)
+                    stats_dtype = self.running_mean.dtype
+                    count = self.num_batches_tracked.to(stats_dtype)
                     weight = count.reciprocal().clamp(min=self.momentum)
-                    self.running_mean.lerp_(mean, weight)
-                    self.running_var.lerp_(var * (n / (n - 1)), weight)
+                    self.running_mean.lerp_(mean.to(stats_dtype), weight)
+                    self.running_var.lerp_((var * (n / (n - 1))).to(stats_dtype), weight)
             return out.view(x.shape)
         p = torch.sigmoid((x - self.running_mean) * torch.rsqrt(self.running_var + self.eps))
         return x * (p + (1.0 - p) * self.alpha)

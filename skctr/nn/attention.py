@@ -427,6 +427,8 @@ class LocalActivationUnit(nn.Module):
         selected_keys = keys.reshape(-1, k).index_select(0, positions)
         selected_query = query.index_select(0, torch.div(positions, steps, rounding_mode="floor"))
         selected_scores = self._score(selected_query, selected_keys)
+        # in the scores' dtype (autocast's, where it runs the unit's products)
+        scores = scores.to(selected_scores.dtype)
         return scores.index_put((positions[:real],), selected_scores[:real]).view(batch, steps)
 
     def _score(self, query: Tensor, keys: Tensor) -> Tensor:
