@@ -151,7 +151,7 @@ class LazyAdam(torch.optim.Optimizer):
         return loss
 
 
-#: (device type, dtype) pairs on which ``torch._fused_adam_`` failed: the plain update runs.
+#: (device type, dtype) pairs for which ``torch._fused_adam_`` has no kernel: the plain update runs.
 _NO_FUSED_ADAM: set[tuple[str, torch.dtype]] = set()
 
 
