@@ -270,9 +270,7 @@ class FieldEmbedding(nn.Module):
         """
         parts = self._field_parts(batch)
         deep = self._deep(parts[0], parts[-1], batch.dense, as_blocks)
-        if field_blocks:
-            return [p for p in parts if p.shape[1]], deep
-        return torch.cat(parts, dim=1), deep
+        return (_non_empty(parts) if field_blocks else torch.cat(parts, dim=1)), deep
 
     def deep_input(self, batch: TensorBatch, *, as_blocks: bool = False) -> Tensor | list[Tensor]:
         """The input of a model's MLP alone, for models without an interaction part on the
@@ -302,7 +300,7 @@ class FieldEmbedding(nn.Module):
     ) -> Tensor | list[Tensor]:
         blocks = [sparse.flatten(1), pooled.flatten(1), dense]
         if as_blocks:
-            return [b for b in blocks if b.shape[1]]
+            return _non_empty(blocks)
         return torch.cat(blocks, dim=1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
@@ -323,7 +321,7 @@ class FieldEmbedding(nn.Module):
             Sparse, dense (if ``dense_fields``) and pooled sequence vectors, in the order of
             :meth:`forward`'s fields, without copying them into one tensor.
         """
-        return [p for p in self._field_parts(batch) if p.shape[1]]
+        return _non_empty(self._field_parts(batch))
 
     def _field_parts(self, batch: TensorBatch) -> list[Tensor]:
         """Sparse, dense (if ``dense_fields``) and pooled sequence vectors: (B, n_*, K) each
@@ -332,6 +330,11 @@ class FieldEmbedding(nn.Module):
         if not self.dense_fields:
             return [sparse, pooled]
         return [sparse, self.dense_embeddings(batch.dense), pooled]
+
+
+def _non_empty(blocks: list[Tensor]) -> list[Tensor]:
+    """The blocks with at least one field or column (axis 1)."""
+    return [b for b in blocks if b.shape[1]]
 
 
 class LinearTerm(nn.Module):

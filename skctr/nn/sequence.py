@@ -241,11 +241,13 @@ class AttentionSequencePooling(nn.Module):
         return self._weights(query, keys, mask)
 
     def _weights(self, query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
-        scores = self.unit(query, keys, mask)  # already 0 at padding
-        if not self.weight_normalization:
-            return scores
-        filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        return torch.softmax(filled, dim=1).masked_fill(~mask, 0)
+        scores = self.unit(query, keys, mask)
+        if self.weight_normalization:
+            filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            scores = torch.softmax(filled, dim=1)
+        # exactly 0 at padding, whatever the unit gives there (and on rows of length 0,
+        # whose softmax is uniform): forward's zeroing of the keys relies on it
+        return scores.masked_fill(~mask, 0)
 
     def forward(
         self, query: Tensor, keys: Tensor, lengths: Tensor, return_scores: bool = False
@@ -272,9 +274,7 @@ class AttentionSequencePooling(nn.Module):
         """
         _check_sequence_input("AttentionSequencePooling", keys, lengths)
         mask = sequence_mask(lengths, keys.shape[1])
-        # exactly 0 at padding whatever the scorer (the unit already gives 0 there), which
-        # is what lets the keys' zeroing pass their gradient back unchanged
-        weights = self._weights(query, keys, mask).masked_fill(~mask, 0)
+        weights = self._weights(query, keys, mask)  # 0 at padding
         clean_keys = _ZeroPadding.apply(keys, mask.unsqueeze(-1))
         pooled = torch.bmm(weights.unsqueeze(1), clean_keys).squeeze(1)
         return (pooled, weights) if return_scores else pooled

@@ -190,9 +190,21 @@ def test_attention_sequence_pooling_backward_with_empty_rows(weight_normalizatio
     assert torch.all(keys.grad[0] == 0)
 
 
+class _MaskBlindUnit(torch.nn.Module):
+    """A scorer (the pooling's public ``unit``) that scores padding positions too."""
+
+    def __init__(self, unit):
+        super().__init__()
+        self.inner = unit
+
+    def forward(self, query, keys, mask):
+        return 1.0 + self.inner(query, keys, mask)
+
+
 class _MaskBlindPooling(AttentionSequencePooling):
-    def _weights(self, query, keys, mask):  # a scorer that gives padding weight too
-        return torch.ones(mask.shape, dtype=keys.dtype) + self.unit(query, keys, mask)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unit = _MaskBlindUnit(self.unit)
 
 
 @pytest.mark.parametrize("cls", [AttentionSequencePooling, _MaskBlindPooling])
@@ -218,7 +230,10 @@ def test_attention_sequence_pooling_gradients_equal_those_of_masking_the_keys(
         grad = torch.randn(4, 3, dtype=torch.float64)
         got = torch.autograd.grad(layer(q, k, lengths), [q, k, *layer.parameters()], grad)
         mask = ~padding
-        weights = layer._weights(q, k, mask).masked_fill(padding, 0)
+        scores = layer.unit(q, k, mask)
+        if weight_normalization:
+            scores = torch.softmax(scores.masked_fill(padding, -torch.inf), dim=1)
+        weights = scores.masked_fill(padding, 0)
         clean = k.masked_fill(padding.unsqueeze(-1), 0)
         literal = torch.bmm(weights.unsqueeze(1), clean).squeeze(1)
         want = torch.autograd.grad(literal, [q, k, *layer.parameters()], grad)
