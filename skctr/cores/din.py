@@ -133,18 +133,16 @@ class DIN(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         emb = self.embedding
-        sparse = emb.sparse_embeddings(batch.sparse)  # (B, n_sparse, K)
-        seqs = [
-            emb.pool(emb.sequence_embeddings(j, codes), batch.lengths[:, j])
-            if j not in self.histories
-            else None
-            for j, codes in enumerate(batch.sequences)
-        ]
+        others = [j for j in range(len(batch.sequences)) if j not in self.histories]
+        groups = [[j] for j in others] + ([self.histories] if self.attention is not None else [])
+        # sparse (B, n_sparse, K), the other sequences' items (B, T_j, K), the keys (B, T, H*K)
+        sparse, *items = emb.lookup(batch, groups)
+        seqs: list[Tensor | None] = [None] * len(batch.sequences)
+        for j, vectors in zip(others, items[: len(others)], strict=True):
+            seqs[j] = emb.pool(vectors, batch.lengths[:, j])
         if self.attention is not None:
             query = sparse[:, self.candidates].flatten(1)  # (B, H*K)
-            keys = torch.cat(
-                [emb.sequence_embeddings(j, batch.sequences[j]) for j in self.histories], dim=-1
-            )  # (B, T, H*K)
+            keys = items[-1]
             lengths = batch.lengths[:, self.histories].amin(dim=1)
             attended = self.attention(query, keys, lengths).split(self.embedding_dim, dim=1)
             for j, vector in zip(self.histories, attended, strict=True):

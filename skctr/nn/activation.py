@@ -65,7 +65,8 @@ def first_order_backward(backward: _Backward) -> _Backward:
                 "derivative; backward with create_graph=True (double backward, a gradient "
                 "penalty) is not supported through this layer."
             )
-        with autocast_off(grads[0].device.type):
+        device = next(g.device.type for g in grads if g is not None)
+        with autocast_off(device):
             return backward(ctx, *grads)
 
     return checked

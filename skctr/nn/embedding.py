@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..preprocessing.schema import PAD, FeatureSchema
+from .activation import first_order_backward
 from .sequence import SequencePooling
 
 
@@ -213,12 +215,61 @@ class FieldEmbedding(nn.Module):
             codes + offset, self.table.weight, padding_idx=offset + PAD, sparse=self.table.sparse
         )
 
+    def lookup(
+        self,
+        batch: TensorBatch,
+        groups: Sequence[Sequence[int]] | None = None,
+        *,
+        sparse: bool = True,
+    ) -> list[Tensor]:
+        """The sparse field vectors and the item vectors of sequences, in one table lookup.
+
+        Every vector comes from one autograd node, so the table gets one gradient however
+        many fields and sequences read it (separate lookups of one table would each give a
+        sparse gradient, which autograd then adds up, copying them into a new one per
+        lookup). The vectors equal those of :meth:`sparse_embeddings` and
+        :meth:`sequence_embeddings`.
+
+        Parameters
+        ----------
+        batch : TensorBatch
+            The rows.
+        groups : sequence of sequence of int, optional
+            The sequences to look up, as indices into ``schema.sequence``; the sequences of
+            one group come side by side, item by item (they need one ``maxlen``). Default:
+            every sequence field, each on its own.
+        sparse : bool, default=True
+            Whether to look up the sparse fields too.
+
+        Returns
+        -------
+        list of Tensor
+            ``(B, n_sparse, K)`` first if ``sparse``, then ``(B, T, len(group) * K)`` for
+            each group. Padding positions get vectors too (mask them with the lengths);
+            they add nothing to the table's gradient, as with ``padding_idx``.
+        """
+        if groups is None:
+            groups = [[j] for j in range(len(batch.sequences))]
+        rows = [batch.sparse + self.sparse_offsets] if sparse else []
+        keep: list[Tensor | None] = [None] * len(rows)
+        for group in groups:
+            codes = [batch.sequences[j] for j in group]
+            shifted = [c + self.seq_offsets[j] for j, c in zip(group, codes, strict=True)]
+            rows.append(_side_by_side(shifted))
+            keep.append(_side_by_side([c != PAD for c in codes]))
+        if len(rows) == 1 and keep[0] is None:  # the sparse fields alone
+            found = [F.embedding(rows[0], self.table.weight, sparse=self.table.sparse)]
+        else:
+            found = _Lookup.apply(self.table.weight, self.table.sparse, *rows, *keep)
+        return [v if i < sparse else v.flatten(-2) for i, v in enumerate(found)]
+
     def pooled_sequences(self, batch: TensorBatch) -> Tensor:
         """Each sequence pooled into one vector: (B, n_sequence, K)."""
-        pooled = [
-            self.pool(self.sequence_embeddings(i, codes), batch.lengths[:, i])
-            for i, codes in enumerate(batch.sequences)
-        ]
+        return self._pooled(self.lookup(batch, sparse=False), batch)
+
+    def _pooled(self, items: list[Tensor], batch: TensorBatch) -> Tensor:
+        """Every sequence's item vectors (:meth:`lookup`'s) pooled: (B, n_sequence, K)."""
+        pooled = [self.pool(v, batch.lengths[:, i]) for i, v in enumerate(items)]
         if not pooled:
             return batch.dense.new_zeros(batch.num_rows, 0, self.embedding_dim)
         return torch.stack(pooled, dim=1)
@@ -292,7 +343,8 @@ class FieldEmbedding(nn.Module):
         return self._deep(*self._sparse_and_pooled(batch), batch.dense, as_blocks)
 
     def _sparse_and_pooled(self, batch: TensorBatch) -> tuple[Tensor, Tensor]:
-        return self.sparse_embeddings(batch.sparse), self.pooled_sequences(batch)
+        sparse, *items = self.lookup(batch)
+        return sparse, self._pooled(items, batch)
 
     @staticmethod
     def _deep(
@@ -330,6 +382,68 @@ class FieldEmbedding(nn.Module):
         if not self.dense_fields:
             return [sparse, pooled]
         return [sparse, self.dense_embeddings(batch.dense), pooled]
+
+
+def _side_by_side(tensors: list[Tensor]) -> Tensor:
+    """``(B, T)`` tensors stacked on a last axis, ``(B, T, n)`` (one: a view, no copy)."""
+    return tensors[0].unsqueeze(-1) if len(tensors) == 1 else torch.stack(tensors, dim=-1)
+
+
+class _Lookup(torch.autograd.Function):
+    """Several lookups of one table whose gradient is one tensor.
+
+    ``apply(weight, sparse, *rows, *keep)``: ``rows`` are index tensors of any shapes,
+    ``keep`` for each a boolean mask of the entries that count in the gradient (``None``:
+    all of them). Returns the rows of ``weight`` for each, ``(*rows.shape, K)``. Going
+    back, the kept entries of every lookup make one gradient: a sparse one (uncoalesced,
+    like ``F.embedding(..., sparse=True)``'s) if ``sparse``, else a dense one.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, sparse: bool, *rows_and_keep: Tensor | None) -> Any:
+        half = len(rows_and_keep) // 2
+        rows = rows_and_keep[:half]
+        ctx.save_for_backward(*rows_and_keep)
+        ctx.sparse, ctx.shape = sparse, weight.shape
+        ctx.set_materialize_grads(False)
+        width = weight.shape[1]
+        return tuple(weight.index_select(0, r.reshape(-1)).view(*r.shape, width) for r in rows)
+
+    @staticmethod
+    @first_order_backward
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        half = len(saved) // 2
+        nothing = (None,) * (1 + len(saved))
+        if not ctx.needs_input_grad[0]:
+            return (None, *nothing)
+        width = ctx.shape[1]
+        pieces = []  # (rows, gradient rows, positions kept or None, how many)
+        for rows, keep, grad in zip(saved[:half], saved[half:], grads, strict=True):
+            if grad is None or not rows.numel():
+                continue
+            kept = None if keep is None else keep.reshape(-1).nonzero().squeeze(1)
+            size = rows.numel() if kept is None else kept.numel()
+            pieces.append((rows.reshape(-1), grad.reshape(-1, width), kept, size))
+        if not pieces:
+            return (None, *nothing)
+        # every lookup's kept entries written straight into the gradient's one buffer
+        total = sum(size for *_, size in pieces)
+        indices = pieces[0][0].new_empty(total)
+        values = pieces[0][1].new_empty(total, width)
+        start = 0
+        for rows, grad, kept, size in pieces:
+            part = slice(start, start + size)
+            if kept is None:
+                indices[part], values[part] = rows, grad
+            else:
+                torch.index_select(rows, 0, kept, out=indices[part])
+                torch.index_select(grad, 0, kept, out=values[part])
+            start += size
+        gradient = torch.sparse_coo_tensor(
+            indices.unsqueeze(0), values, ctx.shape, check_invariants=False
+        )
+        return (gradient if ctx.sparse else gradient.to_dense(), *nothing)
 
 
 def _non_empty(blocks: list[Tensor]) -> list[Tensor]:

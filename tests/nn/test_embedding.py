@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+from torch import Tensor
+from torch.nn import functional as F
 
 from skctr.nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
@@ -172,3 +175,91 @@ def test_a_state_with_unused_dense_vectors_loads_into_an_embedding_without_them(
     new.load_state_dict(old.state_dict())
     batch = _batch(6, np.random.default_rng(6))
     torch.testing.assert_close(new.deep_input(batch), old.deep_input(batch))
+
+
+TWO_HISTORIES = FeatureSchema(
+    sparse=(SparseField("a", 50), SparseField("b", 20)),
+    sequence=(SequenceField("hist_a", 50, 5, shares="a"), SequenceField("tags", 30, 5)),
+)
+
+
+def _two_histories(n: int, rng: np.random.Generator) -> TensorBatch:
+    lengths = rng.integers(0, 6, size=(n, 2))
+    seqs = tuple(
+        torch.as_tensor(rng.integers(3, high, size=(n, 5)) * (np.arange(5) < lengths[:, [j]]))
+        for j, high in enumerate((50, 30))
+    )
+    sparse = np.c_[rng.integers(3, 50, n), rng.integers(3, 20, n)]
+    return TensorBatch(torch.as_tensor(sparse), torch.zeros(n, 0), seqs, torch.as_tensor(lengths))
+
+
+def _reference_gradient(emb: FieldEmbedding, batch: TensorBatch, grads: list[Tensor]) -> Tensor:
+    """The table's gradient through separate F.embedding lookups, padding_idx and all."""
+    weight, sparse = emb.table.weight.detach().clone().requires_grad_(), emb.table.sparse
+    outs = [F.embedding(batch.sparse + emb.sparse_offsets, weight, sparse=sparse)]
+    for j, codes in enumerate(batch.sequences):
+        offset = emb.seq_offsets[j]
+        outs.append(F.embedding(codes + offset, weight, padding_idx=offset, sparse=sparse))
+    torch.autograd.backward(outs, grads)
+    return weight.grad
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_one_lookup_gives_the_vectors_and_the_summed_gradient_of_separate_lookups(sparse):
+    torch.manual_seed(0)
+    emb = FieldEmbedding(TWO_HISTORIES, 4, sparse=sparse)
+    batch = _two_histories(32, np.random.default_rng(0))
+    assert (batch.sequences[0] == 0).any() and (batch.sequences[1] == 0).any()  # padding
+    found = emb.lookup(batch)
+    torch.testing.assert_close(found[0], emb.sparse_embeddings(batch.sparse), rtol=0, atol=0)
+    for j, codes in enumerate(batch.sequences):
+        expected = emb.sequence_embeddings(j, codes)
+        torch.testing.assert_close(found[1 + j], expected, rtol=0, atol=0)
+    grads = [torch.randn_like(v) for v in found]
+    torch.autograd.backward(found, grads)
+    got = emb.table.weight.grad
+    assert got.is_sparse == sparse
+    reference = _reference_gradient(emb, batch, grads)
+    if sparse:  # the same entries (padding left out), summed per row to the same values
+        got, reference = got.coalesce(), reference.coalesce()
+        assert torch.equal(got.indices(), reference.indices())
+        got, reference = got.values(), reference.values()
+    torch.testing.assert_close(got, reference)
+
+
+def test_a_group_of_sequences_comes_side_by_side_item_by_item():
+    torch.manual_seed(0)
+    emb = FieldEmbedding(TWO_HISTORIES, 3)
+    batch = _two_histories(8, np.random.default_rng(1))
+    (group,) = emb.lookup(batch, [[0, 1]], sparse=False)
+    assert group.shape == (8, 5, 6)
+    torch.testing.assert_close(group[..., :3], emb.sequence_embeddings(0, batch.sequences[0]))
+    torch.testing.assert_close(group[..., 3:], emb.sequence_embeddings(1, batch.sequences[1]))
+    grad = torch.randn_like(group)
+    group.backward(grad)
+    # the sparse fields were not looked up: only the histories' real items have gradient
+    zero_sparse = [torch.zeros(8, 2, 3)]
+    reference = _reference_gradient(emb, batch, [*zero_sparse, grad[..., :3], grad[..., 3:]])
+    got = emb.table.weight.grad.coalesce()
+    history_rows = set(got.indices()[0].tolist())
+    real = {int(c) + emb.seq_offsets[j] for j, s in enumerate(batch.sequences) for c in s[s != 0]}
+    assert history_rows == real
+    torch.testing.assert_close(got.to_dense(), reference.to_dense())
+
+
+def test_an_unused_lookup_adds_nothing_to_the_gradient():
+    emb = FieldEmbedding(TWO_HISTORIES, 3)
+    batch = _two_histories(8, np.random.default_rng(2))
+    _, hist, _ = emb.lookup(batch)
+    hist.sum().backward()  # only the first history is used
+    rows = set(emb.table.weight.grad.coalesce().indices()[0].tolist())
+    s = batch.sequences[0]
+    assert rows == {int(c) + emb.seq_offsets[0] for c in s[s != 0]}
+
+
+def test_the_shared_lookup_has_no_second_derivative():
+    emb = FieldEmbedding(TWO_HISTORIES, 3, sparse=False)
+    found = emb.lookup(_two_histories(4, np.random.default_rng(3)))
+    loss = sum((v**2).sum() for v in found)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(loss, emb.table.weight, create_graph=True)
