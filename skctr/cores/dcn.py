@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..nn import MLP, CrossNetwork
 from ..nn.embedding import FieldEmbedding, TensorBatch
-from ..nn.mlp import linear_of_blocks
+from ..nn.mlp import blocks_linear, is_plain, linear_of_blocks
 from ..preprocessing.schema import FeatureSchema
 from ._shared import shared_params_doc
 
@@ -79,7 +79,20 @@ class DCN(nn.Module):
     def forward(self, batch: TensorBatch) -> Tensor:
         """Logits of shape (B,)."""
         blocks = self.embedding.deep_input(batch, as_blocks=True)
-        x0 = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
         # the MLP reads the blocks: no input gradient for the raw dense values
-        parts = [self.cross(x0)] if self.mlp is None else [self.cross(x0), self.mlp(blocks)]
-        return linear_of_blocks(self.head, parts).squeeze(-1)  # w^T [x_L, MLP(x0)] + b
+        deep = [] if self.mlp is None else [self.mlp(blocks)]
+        cross, head = self.cross, self.head
+        if cross.parameterization != "vector" or not (
+            is_plain(cross, CrossNetwork) and is_plain(head, nn.Linear)
+        ):
+            x0 = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
+            return linear_of_blocks(head, [cross(x0), *deep]).squeeze(-1)  # w^T [x_L, h] + b
+        # x_L = scale x0 + shift, so w_x^T x_L = scale (w_x^T x0) + w_x^T shift: one product
+        # of x0's blocks gives w_x^T x0 with every layer's x0^T w_l; x0 and x_L are not built
+        w_x = head.weight[:, : cross.in_dim]
+        projections = blocks_linear(blocks, torch.cat([cross.weight, w_x]))  # (B, L + 1)
+        scale, shift = cross.scale_and_shift(projections[:, :-1])
+        logit = torch.addcmul(shift @ w_x[0] + head.bias, scale, projections[:, -1])
+        if deep:
+            logit = logit + nn.functional.linear(deep[0], head.weight[:, cross.in_dim :])[:, 0]
+        return logit

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from skctr._compat import autocast_dtype, autocast_product_dtype
+from skctr._compat import autocast_product_dtype
 from skctr.nn.activation import (
     _check_choice,
     _check_int,
@@ -335,53 +335,6 @@ class OuterProduct(nn.Module):
         return f"{self.num_fields}, {self.embedding_dim}, kernel_type={self.kernel_type!r}"
 
 
-class _VectorCross(torch.autograd.Function):
-    """Every layer ``x_{l+1} = x_0 (x_l . w_l) + b_l + x_l`` of the vector cross network,
-    with a hand-written backward.
-
-    Autograd would write each layer's product, bias sum and residual sum as three ``(B, D)``
-    tensors and, going back, a broadcast product, a reduction and an outer product; here a
-    layer costs one ``addcmul`` forward and two backward (with ``G`` the gradient of
-    ``x_{l+1}`` and ``g = G . x_0`` per row: ``x_0`` gets ``G s_l``, ``x_l`` gets
-    ``G + g w_l``, ``w_l`` gets ``x_l^T g`` and ``b_l`` the column sums of ``G``).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x0: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        inputs, scales = [], []
-        xl = x0
-        for layer in range(weight.shape[0]):
-            scale = torch.mv(xl, weight[layer])  # (B,)
-            inputs.append(xl)
-            scales.append(scale)
-            xl = torch.addcmul(xl, x0, scale.unsqueeze(1)).add_(bias[layer])
-        ctx.save_for_backward(x0, weight, *inputs, *scales)
-        return xl
-
-    @staticmethod
-    @first_order_backward
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        x0, weight, *saved = ctx.saved_tensors
-        num_layers = weight.shape[0]
-        inputs, scales = saved[:num_layers], saved[num_layers:]
-        weight_grad = torch.empty_like(weight) if ctx.needs_input_grad[1] else None
-        bias_grad = torch.empty_like(weight) if ctx.needs_input_grad[2] else None
-        x0_grad = None  # the part through the x_0 factor of every layer
-        for layer in reversed(range(num_layers)):
-            if bias_grad is not None:
-                torch.sum(grad, dim=0, out=bias_grad[layer])
-            row_grad = torch.linalg.vecdot(grad, x0)  # (B,): the gradient of s_l
-            if weight_grad is not None:
-                torch.mv(inputs[layer].t(), row_grad, out=weight_grad[layer])
-            if ctx.needs_input_grad[0]:
-                scale = scales[layer].unsqueeze(1)
-                x0_grad = grad * scale if x0_grad is None else x0_grad.addcmul_(grad, scale)
-            grad = torch.addcmul(grad, row_grad.unsqueeze(1), weight[layer].unsqueeze(0))
-        if ctx.needs_input_grad[0]:
-            x0_grad = grad if x0_grad is None else x0_grad.add_(grad)  # x_0 is also x_l, l = 0
-        return x0_grad, weight_grad, bias_grad
-
-
 class CrossNetwork(nn.Module):
     r"""Cross network of DCN (``"vector"``) or DCN-V2 (``"matrix"``).
 
@@ -414,10 +367,18 @@ class CrossNetwork(nn.Module):
 
     Notes
     -----
-    Shapes: ``(B, D) -> (B, D)``. The vector network's gradient is written out (one
-    autograd function for all layers), so it has no second derivative: a backward pass
-    with ``create_graph=True`` through it raises (under autocast it runs op by op and has
-    one).
+    Shapes: ``(B, D) -> (B, D)``.
+
+    Every vector layer adds ``x_0`` times a number per row to its input, so the network's
+    output is ``x_L = a x_0 + c``: with :math:`p_l = x_0^\top w_l`, ``a_0 = 1`` and ``c_0 = 0``,
+    layer ``l`` gives :math:`a_{l+1} = a_l (1 + p_l) + c_l^\top w_l` and
+    :math:`c_{l+1} = c_l + b_l` (the observation of the xDeepFM paper that DCN's
+    cross network scales :math:`x_0`). The vector network is computed that way
+    (:meth:`scale_and_shift`): one product ``x_0 W^T`` for every layer's ``p_l``, a
+    recurrence on one number per row, and one pass building ``x_L``, where layer by
+    layer it took several passes over ``(B, D)`` tensors each way. A model that only
+    takes a linear function of ``x_L`` (Deep & Cross's output layer) need not build
+    ``x_L`` at all.
 
     References
     ----------
@@ -469,17 +430,45 @@ class CrossNetwork(nn.Module):
                 f"CrossNetwork(in_dim={self.in_dim}) expects input of shape (batch, "
                 f"{self.in_dim}), got {tuple(x.shape)}."
             )
-        if self.parameterization == "vector" and autocast_dtype(x.device.type) is None:
-            return _VectorCross.apply(x, self.weight, self.bias)
-        x0 = x
+        if self.parameterization == "vector":
+            scale, shift = self.scale_and_shift(x @ self.weight.t())
+            return torch.addcmul(shift, x, scale.unsqueeze(1))
         xl = x
         for layer in range(self.num_layers):
-            if self.parameterization == "vector":  # under autocast: its dtypes, op by op
-                scale = xl @ self.weight[layer]  # (B,)
-                xl = x0 * scale.unsqueeze(1) + self.bias[layer] + xl
-            else:
-                xl = x0 * (xl @ self.weight[layer].T + self.bias[layer]) + xl
+            xl = x * (xl @ self.weight[layer].T + self.bias[layer]) + xl
         return xl
+
+    def scale_and_shift(self, projections: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The vector network's output as ``x_L = scale * x_0 + shift``.
+
+        Parameters
+        ----------
+        projections : torch.Tensor of shape (B, num_layers)
+            :math:`p_l = x_0^\top w_l` for each row and layer: ``x_0 @ weight.T``.
+
+        Returns
+        -------
+        scale : torch.Tensor of shape (B,)
+            :math:`a_L` of each row.
+        shift : torch.Tensor of shape (D,)
+            :math:`c_L = \sum_l b_l`, the same for every row.
+        """
+        if self.parameterization != "vector":
+            raise ValueError(
+                "CrossNetwork.scale_and_shift: only the 'vector' network scales x_0; this one "
+                f"is {self.parameterization!r}."
+            )
+        if projections.dim() != 2 or projections.shape[1] != self.num_layers:
+            raise ValueError(
+                f"CrossNetwork.scale_and_shift expects projections of shape (batch, "
+                f"{self.num_layers}), got {tuple(projections.shape)}."
+            )
+        scale = 1 + projections[:, 0]  # a_1 (c_0 = 0)
+        shift = self.bias[0]
+        for layer in range(1, self.num_layers):
+            scale = scale * (1 + projections[:, layer]) + shift @ self.weight[layer]
+            shift = shift + self.bias[layer]
+        return scale, shift
 
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""

@@ -129,23 +129,50 @@ class MLP(nn.Module):
 
 def linear_of_blocks(layer: nn.Module | None, blocks: list[Tensor]) -> Tensor:
     """``layer`` (None: the identity) applied to the concatenation of ``blocks`` along the
-    last axis, without building it when ``layer`` is a plain ``Linear``: each block meets
-    its columns of the weight (one split, whose gradient is one concatenation).
+    last axis, without building it when ``layer`` is a plain ``Linear``
+    (:func:`blocks_linear`).
 
     The first layer of :class:`MLP` and Deep & Cross's output layer use it. A subclass of
     ``Linear`` or a hooked layer gets the concatenation through its own forward.
     """
-    plain = type(layer) is nn.Linear and not (layer._forward_hooks or layer._forward_pre_hooks)
-    if len(blocks) == 1 or not plain:  # a subclass or hooked layer runs its own forward
+    if len(blocks) == 1 or not is_plain(layer, nn.Linear):
         h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
         return h if layer is None else layer(h)
+    return blocks_linear(blocks, layer.weight, layer.bias)
+
+
+def blocks_linear(blocks: list[Tensor], weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear(torch.cat(blocks, dim=-1), weight, bias)`` without the concatenation.
+
+    Each block meets its columns of ``weight`` (one split, whose gradient is one
+    concatenation), the later ones added in place where the dtypes agree.
+
+    Parameters
+    ----------
+    blocks : list of torch.Tensor of shape (B, D_j)
+        The pieces of the input, in order.
+    weight : torch.Tensor of shape (out, sum of D_j)
+        The weight.
+    bias : torch.Tensor of shape (out,), optional
+        The bias.
+
+    Returns
+    -------
+    torch.Tensor of shape (B, out)
+    """
     dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
     blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
-    weights = layer.weight.split([b.shape[-1] for b in blocks], dim=1)
-    h = nn.functional.linear(blocks[0], weights[0], layer.bias)
-    for block, weight in zip(blocks[1:], weights[1:], strict=True):
-        if h.dtype == block.dtype == weight.dtype:  # (not so under autocast)
-            h = h.addmm_(block, weight.t())  # in place: no copy of h (autograd keeps none)
+    weights = weight.split([b.shape[-1] for b in blocks], dim=1)
+    h = nn.functional.linear(blocks[0], weights[0], bias)
+    for block, part in zip(blocks[1:], weights[1:], strict=True):
+        if h.dtype == block.dtype == part.dtype:  # (not so under autocast)
+            h = h.addmm_(block, part.t())  # in place: no copy of h (autograd keeps none)
         else:
-            h = torch.addmm(h, block, weight.t())
+            h = torch.addmm(h, block, part.t())
     return h
+
+
+def is_plain(module: nn.Module | None, kind: type[nn.Module]) -> bool:
+    """Whether ``module`` is exactly a ``kind`` (not a subclass) without forward hooks, so
+    that a caller may compute its function another way."""
+    return type(module) is kind and not (module._forward_hooks or module._forward_pre_hooks)

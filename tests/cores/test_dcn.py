@@ -36,6 +36,33 @@ def test_cross_only_logit_is_a_linear_map_of_the_cross_output():
     torch.testing.assert_close(core(batch), core.head(core.cross(x0)).squeeze(-1))
 
 
+@pytest.mark.parametrize("hidden_units", [(8, 4), ()])
+def test_vector_logit_without_building_x0_and_x_l_equals_the_head_of_both(hidden_units):
+    torch.manual_seed(0)
+    core = DCN(SCHEMA, embedding_dim=3, hidden_units=hidden_units, cross_num=3).double()
+    with torch.no_grad():
+        core.cross.bias.uniform_(-1, 1)
+        core.head.bias.fill_(0.3)
+    batch = tiny_batch(8)
+    batch = batch._replace(dense=batch.dense.double())
+    params = [p for p in core.parameters() if p.numel()]  # (not the empty dense vectors)
+    fast = core(batch)
+    x0 = core.embedding.fields_and_deep(batch)[1]
+    deep = [] if core.mlp is None else [core.mlp(x0)]
+    literal = core.head(torch.cat([core.cross(x0), *deep], dim=1)).squeeze(-1)
+    torch.testing.assert_close(fast, literal)
+    grad = torch.randn_like(fast)
+    for a, b in zip(
+        torch.autograd.grad(fast, params, grad),
+        torch.autograd.grad(literal, params, grad),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b)
+    # a hooked head gets its own forward on [x_L, MLP(x0)]: the same logits
+    core.head.register_forward_hook(lambda module, inputs, output: output)
+    torch.testing.assert_close(core(batch), fast)
+
+
 def test_deterministic():
     X, y = sign_data(500, 0, order=2)
     params = dict(embedding_dim=3, hidden_units=(8,), dropout=0.2, **SETTINGS)

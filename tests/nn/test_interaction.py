@@ -209,29 +209,35 @@ def test_cross_network_matches_row_loop(batch, dim, layers, parameterization):
 
 @pytest.mark.parametrize("layers", [1, 3])
 def test_vector_cross_network_gradients_equal_autograd_of_its_formula(layers):
-    # the vector network runs a hand-written backward; check it against autograd of the
-    # layer formula and by finite differences
+    # the vector network is computed as scale * x0 + shift; check it and its gradients
+    # against autograd of the layer formula, and by finite differences (twice)
     net = CrossNetwork(6, num_layers=layers).double()
     with torch.no_grad():
         net.bias.uniform_(-1, 1)
     x = rand(5, 6).requires_grad_()
-    assert torch.autograd.gradcheck(
-        lambda x, w, b: interaction._VectorCross.apply(x, w, b), (x, net.weight, net.bias)
-    )
+    params = (x, net.weight, net.bias)
+    assert torch.autograd.gradcheck(lambda x, w, b: net(x), params)
+    assert torch.autograd.gradgradcheck(lambda x, w, b: net(x), params)
     out = net(x)
     grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, [x, net.weight, net.bias], grad)
+    got = torch.autograd.grad(out, params, grad)
     xl = x
     for layer in range(layers):
         xl = x * (xl @ net.weight[layer]).unsqueeze(1) + net.bias[layer] + xl
     torch.testing.assert_close(out, xl)
-    want = torch.autograd.grad(xl, [x, net.weight, net.bias], grad)
+    want = torch.autograd.grad(xl, params, grad)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
-    # only the gradients asked for
-    net.weight.requires_grad_(False)
-    (only_x,) = torch.autograd.grad(net(x), [x], grad)
-    torch.testing.assert_close(only_x, want[0])
+    scale, shift = net.scale_and_shift(x @ net.weight.T)
+    torch.testing.assert_close(shift, net.bias.sum(0))
+    torch.testing.assert_close(scale.unsqueeze(1) * x + shift, xl)
+
+
+def test_scale_and_shift_is_for_the_vector_network_and_checks_its_input():
+    with pytest.raises(ValueError, match="only the 'vector' network"):
+        CrossNetwork(4, parameterization="matrix").scale_and_shift(torch.randn(3, 2))
+    with pytest.raises(ValueError, match=r"\(batch, 2\)"):
+        CrossNetwork(4).scale_and_shift(torch.randn(3, 4))
 
 
 def test_vector_cross_network_under_autocast_follows_autocast():
