@@ -82,9 +82,8 @@ class DCN(nn.Module):
         # the MLP reads the blocks: no input gradient for the raw dense values
         deep = [] if self.mlp is None else [self.mlp(blocks)]
         cross, head = self.cross, self.head
-        if cross.parameterization != "vector" or not (
-            is_plain(cross, CrossNetwork) and is_plain(head, nn.Linear)
-        ):
+        plain = is_plain(cross, CrossNetwork) and is_plain(head, nn.Linear)
+        if not plain or cross.parameterization != "vector":
             x0 = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
             return linear_of_blocks(head, [cross(x0), *deep]).squeeze(-1)  # w^T [x_L, h] + b
         # x_L = scale x0 + shift, so w_x^T x_L = scale (w_x^T x0) + w_x^T shift: one product
@@ -92,7 +91,8 @@ class DCN(nn.Module):
         w_x = head.weight[:, : cross.in_dim]
         projections = blocks_linear(blocks, torch.cat([cross.weight, w_x]))  # (B, L + 1)
         scale, shift = cross.scale_and_shift(projections[:, :-1])
-        logit = torch.addcmul(shift @ w_x[0] + head.bias, scale, projections[:, -1])
+        constant = (shift * w_x[0]).sum() + head.bias  # w_x^T shift + b, in float32
+        logit = torch.addcmul(constant, scale, projections[:, -1])
         if deep:
             logit = logit + nn.functional.linear(deep[0], head.weight[:, cross.in_dim :])[:, 0]
         return logit

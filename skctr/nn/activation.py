@@ -65,7 +65,7 @@ def first_order_backward(backward: _Backward) -> _Backward:
                 "derivative; backward with create_graph=True (double backward, a gradient "
                 "penalty) is not supported through this layer."
             )
-        device = next(g.device.type for g in grads if g is not None)
+        device = next((g.device.type for g in grads if g is not None), "cpu")
         with autocast_off(device):
             return backward(ctx, *grads)
 

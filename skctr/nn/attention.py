@@ -313,6 +313,15 @@ class InteractingLayer(nn.Module):
 _EVAL_PAD = 32
 
 
+def _eval_padded(rows: Tensor) -> Tensor:
+    """``rows`` with its first row repeated up to a multiple of ``_EVAL_PAD`` rows (no
+    device sync)."""
+    extra = -rows.shape[0] % _EVAL_PAD
+    if not extra:
+        return rows
+    return torch.cat([rows, rows[:1].expand(extra, *rows.shape[1:])])
+
+
 class LocalActivationUnit(nn.Module):
     r"""Local activation unit of DIN: scores each history item against the candidate.
 
@@ -417,12 +426,11 @@ class LocalActivationUnit(nn.Module):
         if positions.numel() == 0:
             return scores.view(batch, steps)
         real = positions.numel()
-        if not self.training and real % _EVAL_PAD:
-            # score a multiple of _EVAL_PAD items (repeats of the first), so that the matrix
-            # kernels, whose summation order can depend on the row count, and hence a row's
-            # score do not depend on how many items the other rows of the batch have
-            fill = positions[:1].expand(_EVAL_PAD - real % _EVAL_PAD)  # no device sync
-            positions = torch.cat([positions, fill])
+        if not self.training:
+            # score a multiple of _EVAL_PAD items, so that the matrix kernels, whose
+            # summation order can depend on the row count, and hence a row's score do not
+            # depend on how many items the other rows of the batch have
+            positions = _eval_padded(positions)
         selected_keys = keys.reshape(-1, k).index_select(0, positions)
         rows = torch.div(positions, steps, rounding_mode="floor")
         selected_scores = self._score(query, selected_keys, rows)
@@ -437,23 +445,21 @@ class LocalActivationUnit(nn.Module):
         ``(W_1 + W_3) k + W_4 (k * q) + ((W_2 - W_3) q + b)`` with ``W = [W_1 W_2 W_3 W_4]``:
         the same function of the same weights, without building the ``k - q`` block, and
         with the query's own term computed once per row of the batch and gathered for the
-        row's items (half the multiplications of the layer that runs once per history
-        item).
+        row's items, where the per-item product adds into it (per item, ``2 K`` inputs
+        instead of the literal layer's ``4 K``).
         """
         k = self.embedding_dim
         first, rest = self.mlp.layers[0], self.mlp.layers[1:]
         w = first.weight
-        if not self.training and query.shape[0] % _EVAL_PAD:
-            # a multiple of _EVAL_PAD rows, as for the items in forward (the extra rows are
-            # never gathered)
-            extra = query[:1].expand(_EVAL_PAD - query.shape[0] % _EVAL_PAD, -1)
-            query = torch.cat([query, extra])
+        if not self.training:  # as for the items in forward (the extra rows are not gathered)
+            query = _eval_padded(query)
         per_row = F.linear(query, w[:, k : 2 * k] - w[:, 2 * k : 3 * k], first.bias)
         per_item = torch.cat([w[:, :k] + w[:, 2 * k : 3 * k], w[:, 3 * k :]], dim=1)
         item_query = query.index_select(0, rows)
-        hidden = torch.addmm(
-            per_row.index_select(0, rows),
-            torch.cat([keys, keys * item_query], dim=-1),
-            per_item.t(),
-        )
+        items = torch.cat([keys, keys * item_query], dim=-1)
+        hidden = per_row.index_select(0, rows)  # the per-item product adds into it
+        if hidden.dtype == items.dtype == per_item.dtype:  # (not so under autocast)
+            hidden = hidden.addmm_(items, per_item.t())
+        else:
+            hidden = torch.addmm(hidden, items, per_item.t())
         return rest(hidden).squeeze(-1)

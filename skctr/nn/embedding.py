@@ -247,9 +247,35 @@ class FieldEmbedding(nn.Module):
             ``(B, n_sparse, K)`` first if ``sparse``, then ``(B, T, len(group) * K)`` for
             each group. Padding positions get vectors too (mask them with the lengths);
             they add nothing to the table's gradient, as with ``padding_idx``.
+
+        Raises
+        ------
+        ValueError
+            If a group is empty or its sequences differ in ``maxlen``.
+
+        Notes
+        -----
+        The one-node lookup serves tables with sparse gradients (the default); its
+        gradient has no second derivative. A table with ``sparse=False`` is looked up
+        field by field with ``F.embedding``, whose dense gradients autograd adds in place.
         """
         if groups is None:
             groups = [[j] for j in range(len(batch.sequences))]
+        for group in groups:
+            lengths = {batch.sequences[j].shape[1] for j in group}
+            if len(lengths) != 1:
+                raise ValueError(
+                    "FieldEmbedding.lookup: each group needs at least one sequence, all of "
+                    f"one maxlen; got the group {list(group)} with lengths {sorted(lengths)}."
+                )
+        if not self.table.sparse or not groups:
+            # dense gradients are added in place by autograd (and stay twice
+            # differentiable): F.embedding per lookup
+            found = [self.sparse_embeddings(batch.sparse)] if sparse else []
+            for group in groups:
+                items = [self.sequence_embeddings(j, batch.sequences[j]) for j in group]
+                found.append(items[0] if len(items) == 1 else torch.cat(items, dim=-1))
+            return found
         rows = [batch.sparse + self.sparse_offsets] if sparse else []
         keep: list[Tensor | None] = [None] * len(rows)
         for group in groups:
@@ -257,10 +283,7 @@ class FieldEmbedding(nn.Module):
             shifted = [c + self.seq_offsets[j] for j, c in zip(group, codes, strict=True)]
             rows.append(_side_by_side(shifted))
             keep.append(_side_by_side([c != PAD for c in codes]))
-        if len(rows) == 1 and keep[0] is None:  # the sparse fields alone
-            found = [F.embedding(rows[0], self.table.weight, sparse=self.table.sparse)]
-        else:
-            found = _Lookup.apply(self.table.weight, self.table.sparse, *rows, *keep)
+        found = _Lookup.apply(self.table.weight, *rows, *keep)
         return [v if i < sparse else v.flatten(-2) for i, v in enumerate(found)]
 
     def pooled_sequences(self, batch: TensorBatch) -> Tensor:
@@ -392,19 +415,19 @@ def _side_by_side(tensors: list[Tensor]) -> Tensor:
 class _Lookup(torch.autograd.Function):
     """Several lookups of one table whose gradient is one tensor.
 
-    ``apply(weight, sparse, *rows, *keep)``: ``rows`` are index tensors of any shapes,
-    ``keep`` for each a boolean mask of the entries that count in the gradient (``None``:
-    all of them). Returns the rows of ``weight`` for each, ``(*rows.shape, K)``. Going
-    back, the kept entries of every lookup make one gradient: a sparse one (uncoalesced,
-    like ``F.embedding(..., sparse=True)``'s) if ``sparse``, else a dense one.
+    ``apply(weight, *rows, *keep)``: ``rows`` are index tensors of any shapes, ``keep``
+    for each a boolean mask of the entries that count in the gradient (``None``: all of
+    them). Returns the rows of ``weight`` for each, ``(*rows.shape, K)``. Going back, the
+    kept entries of every lookup make one sparse gradient (uncoalesced, like
+    ``F.embedding(..., sparse=True)``'s).
     """
 
     @staticmethod
-    def forward(ctx: Any, weight: Tensor, sparse: bool, *rows_and_keep: Tensor | None) -> Any:
+    def forward(ctx: Any, weight: Tensor, *rows_and_keep: Tensor | None) -> Any:
         half = len(rows_and_keep) // 2
         rows = rows_and_keep[:half]
         ctx.save_for_backward(*rows_and_keep)
-        ctx.sparse, ctx.shape = sparse, weight.shape
+        ctx.shape = weight.shape
         ctx.set_materialize_grads(False)
         width = weight.shape[1]
         return tuple(weight.index_select(0, r.reshape(-1)).view(*r.shape, width) for r in rows)
@@ -414,7 +437,7 @@ class _Lookup(torch.autograd.Function):
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
         saved = ctx.saved_tensors
         half = len(saved) // 2
-        nothing = (None,) * (1 + len(saved))
+        nothing = (None,) * len(saved)
         if not ctx.needs_input_grad[0]:
             return (None, *nothing)
         width = ctx.shape[1]
@@ -443,7 +466,7 @@ class _Lookup(torch.autograd.Function):
         gradient = torch.sparse_coo_tensor(
             indices.unsqueeze(0), values, ctx.shape, check_invariants=False
         )
-        return (gradient if ctx.sparse else gradient.to_dense(), *nothing)
+        return (gradient, *nothing)
 
 
 def _non_empty(blocks: list[Tensor]) -> list[Tensor]:

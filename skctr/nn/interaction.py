@@ -452,6 +452,11 @@ class CrossNetwork(nn.Module):
             :math:`a_L` of each row.
         shift : torch.Tensor of shape (D,)
             :math:`c_L = \sum_l b_l`, the same for every row.
+
+        Raises
+        ------
+        ValueError
+            If the network is ``"matrix"`` or ``projections`` is not ``(B, num_layers)``.
         """
         if self.parameterization != "vector":
             raise ValueError(
@@ -463,10 +468,13 @@ class CrossNetwork(nn.Module):
                 f"CrossNetwork.scale_and_shift expects projections of shape (batch, "
                 f"{self.num_layers}), got {tuple(projections.shape)}."
             )
+        # in at least float32 (the projections come in bfloat16 under autocast, where
+        # 1 + p would lose most of a small p), with elementwise ops that autocast leaves be
+        projections = projections.to(torch.promote_types(projections.dtype, torch.float32))
         scale = 1 + projections[:, 0]  # a_1 (c_0 = 0)
         shift = self.bias[0]
         for layer in range(1, self.num_layers):
-            scale = scale * (1 + projections[:, layer]) + shift @ self.weight[layer]
+            scale = scale * (1 + projections[:, layer]) + (shift * self.weight[layer]).sum()
             shift = shift + self.bias[layer]
         return scale, shift
 

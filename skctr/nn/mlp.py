@@ -173,6 +173,22 @@ def blocks_linear(blocks: list[Tensor], weight: Tensor, bias: Tensor | None = No
 
 
 def is_plain(module: nn.Module | None, kind: type[nn.Module]) -> bool:
-    """Whether ``module`` is exactly a ``kind`` (not a subclass) without forward hooks, so
-    that a caller may compute its function another way."""
-    return type(module) is kind and not (module._forward_hooks or module._forward_pre_hooks)
+    """Whether ``module`` is exactly a ``kind`` (not a subclass) with no hooks of its own nor
+    global module hooks, so that a caller may compute its function another way without
+    skipping anything a user attached to it."""
+    if type(module) is not kind:
+        return False
+    own = (
+        module._forward_hooks,
+        module._forward_pre_hooks,
+        module._backward_hooks,
+        module._backward_pre_hooks,
+    )
+    hooks = nn.modules.module
+    global_hooks = (
+        hooks._global_forward_hooks,
+        hooks._global_forward_pre_hooks,
+        hooks._global_backward_hooks,
+        hooks._global_backward_pre_hooks,
+    )
+    return not any(own) and not any(global_hooks)

@@ -87,3 +87,18 @@ def test_matrix_cross_network_learns_a_three_way_interaction():
         order=3,
     )
     assert dcn >= lr + 0.3, (dcn, lr)
+
+
+def test_a_hooked_cross_network_runs_its_forward_and_autocast_keeps_the_cross_term():
+    torch.manual_seed(0)
+    core = DCN(SCHEMA, embedding_dim=3, hidden_units=(8,), cross_num=2).eval()
+    batch = tiny_batch(8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = core(batch)
+    calls = []
+    core.cross.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        literal = core(batch)  # through cross(x0) and the head's own product
+    assert calls == [1]
+    # the same logits up to bfloat16 rounding (the fast path runs its recurrence in float32)
+    torch.testing.assert_close(fast.float(), literal.float(), atol=0.02, rtol=0.02)

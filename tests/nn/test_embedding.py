@@ -257,9 +257,36 @@ def test_an_unused_lookup_adds_nothing_to_the_gradient():
     assert rows == {int(c) + emb.seq_offsets[0] for c in s[s != 0]}
 
 
-def test_the_shared_lookup_has_no_second_derivative():
-    emb = FieldEmbedding(TWO_HISTORIES, 3, sparse=False)
-    found = emb.lookup(_two_histories(4, np.random.default_rng(3)))
-    loss = sum((v**2).sum() for v in found)
-    with pytest.raises(RuntimeError, match="no second derivative"):
-        torch.autograd.grad(loss, emb.table.weight, create_graph=True)
+def test_the_sparse_lookup_has_no_second_derivative_and_a_dense_table_keeps_one():
+    batch = _two_histories(4, np.random.default_rng(3))
+    for sparse in (True, False):
+        emb = FieldEmbedding(TWO_HISTORIES, 3, sparse=sparse)
+        found = emb.lookup(batch)
+        loss = sum((v**2).sum() for v in found)
+        if sparse:
+            with pytest.raises(RuntimeError, match="no second derivative"):
+                torch.autograd.grad(loss, emb.table.weight, create_graph=True)
+        else:
+            (grad,) = torch.autograd.grad(loss, emb.table.weight, create_graph=True)
+            assert grad.requires_grad
+
+
+def test_lookup_edge_cases():
+    emb = FieldEmbedding(TWO_HISTORIES, 3)
+    batch = _two_histories(6, np.random.default_rng(4))
+    # no rows
+    empty = emb.lookup(
+        TensorBatch(*(t[:0] for t in batch[:2]), tuple(s[:0] for s in batch[2]), batch.lengths[:0])
+    )
+    assert [v.shape for v in empty] == [(0, 2, 3), (0, 5, 3), (0, 5, 3)]
+    # every history empty: the gradient holds the sparse fields' entries only
+    padded = batch._replace(sequences=tuple(torch.zeros_like(s) for s in batch.sequences))
+    sum(v.sum() for v in emb.lookup(padded)).backward()
+    rows = emb.table.weight.grad.coalesce().indices()[0]
+    assert set(rows.tolist()) == set((batch.sparse + emb.sparse_offsets).flatten().tolist())
+    # a frozen table
+    emb.table.weight.requires_grad_(False)
+    assert all(not v.requires_grad for v in emb.lookup(batch))
+    # groups must hold sequences of one maxlen
+    with pytest.raises(ValueError, match="at least one sequence"):
+        emb.lookup(batch, [[]])
