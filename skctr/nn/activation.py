@@ -132,23 +132,24 @@ class _DiceBatchStats(torch.autograd.Function):
 
     With ``z = (x - mean) / sqrt(var + eps)`` (per column, biased variance), ``p = sigmoid(z)``
     and ``y = x * (alpha + (1 - alpha) p)``, the gradient through the batch statistics is
-    the one of batch normalisation: for ``h = g x (1 - alpha) p (1 - p)``,
-    ``dL/dx = g (alpha + (1 - alpha) p) + (h - mean(h) - z mean(h z)) / sqrt(var + eps)``
-    and ``dL/dalpha = sum(g x (1 - p))``. Autograd's generic graph for the same maths runs
-    several more passes over the ``(N, C)`` activations (and a slow column variance); this is
-    1.6x faster on DIN's attention unit.
+    the one of batch normalisation with weight ``1 - alpha``: for
+    ``h = g x p (1 - p)``, ``dL/dx = g (alpha + (1 - alpha) p) + (1 - alpha)
+    (h - mean(h) - z mean(h z)) / sqrt(var + eps)`` and ``dL/dalpha = sum(g x (1 - p))``.
+    The normalisation and its gradient are torch's batch-normalisation kernels (one fused
+    pass each way after the column statistics, numerically stable), and every other step
+    is one pass over the ``(N, C)`` activations: five forward and about seven backward,
+    where autograd's generic graph for the same maths takes several times more.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, alpha: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
-        mean = x.mean(dim=0)
-        z = x - mean
-        var = (z * z).mean(dim=0)
-        inv_std = torch.rsqrt(var + eps)
-        z.mul_(inv_std)
-        p = torch.sigmoid(z)
-        out = x * (alpha + (1.0 - alpha) * p)
-        ctx.save_for_backward(x, z, p, alpha, inv_std)
+        z, mean, inv_std = torch.native_batch_norm(x, None, None, None, None, True, 0.0, eps)
+        p = z.sigmoid_()
+        gate = torch.addcmul(alpha, p, 1.0 - alpha)  # alpha + (1 - alpha) p
+        out = x * gate
+        var = inv_std.pow(-2).sub_(eps).clamp_(min=0.0)  # the biased batch variance
+        ctx.save_for_backward(x, p, gate, alpha, mean, inv_std)
+        ctx.eps = eps
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
@@ -157,15 +158,15 @@ class _DiceBatchStats(torch.autograd.Function):
     def backward(
         ctx: Any, grad: Tensor, _grad_mean: Tensor, _grad_var: Tensor
     ) -> tuple[Tensor, Tensor, None]:
-        x, z, p, alpha, inv_std = ctx.saved_tensors
-        gxp = grad * x * p
-        grad_alpha = (grad * x).sum(dim=0) - gxp.sum(dim=0)  # sum g x (1 - p)
-        h = torch.addcmul(gxp, gxp, p, value=-1.0).mul_(1.0 - alpha)  # g x p (1 - p) (1 - a)
-        # h - mean(h) - z mean(h z); mean(h z) is taken after centring h, which is the same
-        # since every column of z has mean 0
-        h.sub_(h.mean(dim=0)).addcmul_(z, -(h * z).mean(dim=0))
-        grad_x = torch.addcmul(grad * alpha, grad * p, 1.0 - alpha)  # g (a + (1 - a) p)
-        return grad_x.addcmul_(h, inv_std), grad_alpha, None
+        x, p, gate, alpha, mean, inv_std = ctx.saved_tensors
+        gx = grad * x
+        gxp = gx * p
+        grad_alpha = gx.sum(dim=0) - gxp.sum(dim=0)  # sum g x (1 - p)
+        h = torch.addcmul(gxp, gxp, p, value=-1.0)  # g x p (1 - p): the gradient of z
+        grad_x, _, _ = torch.ops.aten.native_batch_norm_backward(
+            h, x, 1.0 - alpha, None, None, mean, inv_std, True, ctx.eps, [True, False, False]
+        )
+        return grad_x.addcmul_(grad, gate), grad_alpha.to(alpha.dtype), None
 
 
 class Dice(nn.Module):
