@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import MLP, CrossNetwork
+from ..nn.activation import is_plain
 from ..nn.embedding import FieldEmbedding, TensorBatch
-from ..nn.mlp import blocks_linear, is_plain, linear_of_blocks
+from ..nn.mlp import blocks_linear, linear_of_blocks
 from ..preprocessing.schema import FeatureSchema
 from ._shared import shared_params_doc
 

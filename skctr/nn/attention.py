@@ -18,7 +18,7 @@ from skctr.nn.activation import (
     first_order_backward,
 )
 from skctr.nn.interaction import _check_fields_input, pairwise_indices
-from skctr.nn.mlp import MLP
+from skctr.nn.mlp import MLP, add_product
 
 __all__ = ["AFMAttention", "InteractingLayer", "LocalActivationUnit"]
 
@@ -457,9 +457,5 @@ class LocalActivationUnit(nn.Module):
         per_item = torch.cat([w[:, :k] + w[:, 2 * k : 3 * k], w[:, 3 * k :]], dim=1)
         item_query = query.index_select(0, rows)
         items = torch.cat([keys, keys * item_query], dim=-1)
-        hidden = per_row.index_select(0, rows)  # the per-item product adds into it
-        if hidden.dtype == items.dtype == per_item.dtype:  # (not so under autocast)
-            hidden = hidden.addmm_(items, per_item.t())
-        else:
-            hidden = torch.addmm(hidden, items, per_item.t())
+        hidden = add_product(per_row.index_select(0, rows), items, per_item.t())
         return rest(hidden).squeeze(-1)

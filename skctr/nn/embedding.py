@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..preprocessing.schema import PAD, FeatureSchema
-from .activation import first_order_backward
+from .activation import first_order_backward, is_plain
 from .sequence import SequencePooling
 
 
@@ -268,9 +268,11 @@ class FieldEmbedding(nn.Module):
                     "FieldEmbedding.lookup: each group needs at least one sequence, all of "
                     f"one maxlen; got the group {list(group)} with lengths {sorted(lengths)}."
                 )
-        if not self.table.sparse or not groups:
+        table = self.table
+        if not (table.sparse and groups and is_plain(table, nn.Embedding)) or table.max_norm:
             # dense gradients are added in place by autograd (and stay twice
-            # differentiable): F.embedding per lookup
+            # differentiable); a hooked or renormalising table runs its own forward:
+            # F.embedding per lookup
             found = [self.sparse_embeddings(batch.sparse)] if sparse else []
             for group in groups:
                 items = [self.sequence_embeddings(j, batch.sequences[j]) for j in group]

@@ -8,7 +8,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from skctr.nn.activation import _check_dropout, _check_int, _check_int_sequence, get_activation
+from skctr.nn.activation import (
+    _check_dropout,
+    _check_int,
+    _check_int_sequence,
+    get_activation,
+    is_plain,
+)
 
 __all__ = ["MLP"]
 
@@ -128,12 +134,23 @@ class MLP(nn.Module):
 
 
 def linear_of_blocks(layer: nn.Module | None, blocks: list[Tensor]) -> Tensor:
-    """``layer`` (None: the identity) applied to the concatenation of ``blocks`` along the
-    last axis, without building it when ``layer`` is a plain ``Linear``
-    (:func:`blocks_linear`).
+    """``layer`` applied to the concatenation of ``blocks`` along the last axis, without
+    building it when ``layer`` is a plain ``Linear`` (:func:`blocks_linear`).
 
     The first layer of :class:`MLP` and Deep & Cross's output layer use it. A subclass of
     ``Linear`` or a hooked layer gets the concatenation through its own forward.
+
+    Parameters
+    ----------
+    layer : torch.nn.Module or None
+        The layer; None for the identity (the concatenation itself).
+    blocks : list of torch.Tensor of shape (B, D_j)
+        The pieces of the input, in order.
+
+    Returns
+    -------
+    torch.Tensor
+        ``layer(torch.cat(blocks, dim=-1))``.
     """
     if len(blocks) == 1 or not is_plain(layer, nn.Linear):
         h = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
@@ -165,30 +182,13 @@ def blocks_linear(blocks: list[Tensor], weight: Tensor, bias: Tensor | None = No
     weights = weight.split([b.shape[-1] for b in blocks], dim=1)
     h = nn.functional.linear(blocks[0], weights[0], bias)
     for block, part in zip(blocks[1:], weights[1:], strict=True):
-        if h.dtype == block.dtype == part.dtype:  # (not so under autocast)
-            h = h.addmm_(block, part.t())  # in place: no copy of h (autograd keeps none)
-        else:
-            h = torch.addmm(h, block, part.t())
+        h = add_product(h, block, part.t())
     return h
 
 
-def is_plain(module: nn.Module | None, kind: type[nn.Module]) -> bool:
-    """Whether ``module`` is exactly a ``kind`` (not a subclass) with no hooks of its own nor
-    global module hooks, so that a caller may compute its function another way without
-    skipping anything a user attached to it."""
-    if type(module) is not kind:
-        return False
-    own = (
-        module._forward_hooks,
-        module._forward_pre_hooks,
-        module._backward_hooks,
-        module._backward_pre_hooks,
-    )
-    hooks = nn.modules.module
-    global_hooks = (
-        hooks._global_forward_hooks,
-        hooks._global_forward_pre_hooks,
-        hooks._global_backward_hooks,
-        hooks._global_backward_pre_hooks,
-    )
-    return not any(own) and not any(global_hooks)
+def add_product(h: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``h + a @ b``, in place in ``h`` where the dtypes agree (not so under autocast): no
+    copy of ``h``, and autograd keeps none (``addmm``'s gradient does not need it)."""
+    if h.dtype == a.dtype == b.dtype:
+        return h.addmm_(a, b)
+    return torch.addmm(h, a, b)

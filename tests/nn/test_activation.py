@@ -235,3 +235,25 @@ def test_hand_written_backwards_refuse_second_derivatives(layer, shape):
     assert grad.shape == x.shape
     with pytest.raises(RuntimeError, match="no second derivative"):
         torch.autograd.grad(module(x).sum(), x, create_graph=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_dice_trains_on_an_input_of_another_dtype_than_its_alpha(dtype):
+    # under autocast the pre-activations come in bfloat16 while alpha stays float32; the
+    # kernels run in the wider dtype, like the formula's type promotion
+    torch.manual_seed(0)
+    dice = Dice(4)
+    with torch.no_grad():
+        dice.alpha.uniform_(-0.5, 0.5)
+    x = torch.randn(64, 4, dtype=dtype, requires_grad=True)
+    out = dice(x)
+    out.square().sum().backward()
+    reference = Dice(4).double()
+    reference.alpha.data.copy_(dice.alpha.data)
+    wide = x.detach().double().requires_grad_()
+    expected = reference(wide)
+    expected.square().sum().backward()
+    assert out.dtype == torch.promote_types(dtype, torch.float32)
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x.grad.double(), wide.grad.to(dtype).double(), atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(dice.alpha.grad.double(), reference.alpha.grad, atol=1e-3, rtol=1e-3)

@@ -327,10 +327,13 @@ def test_local_activation_unit_eval_scores_do_not_depend_on_the_other_rows():
 def test_local_activation_unit_with_a_mask_runs_under_autocast():
     # the scores of the real items come out in autocast's dtype; padding gets 0 in it too
     unit = LocalActivationUnit(4, hidden_units=(6,))
-    query, keys = torch.randn(3, 4), torch.randn(3, 5, 4)
+    query = torch.randn(3, 4, requires_grad=True)
+    keys = torch.randn(3, 5, 4)
     mask = torch.arange(5) < torch.tensor([[2], [5], [0]])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         scores = unit(query, keys, mask)
     assert scores.dtype == torch.bfloat16
     assert torch.all(scores[~mask] == 0)
     torch.testing.assert_close(scores.float(), unit(query, keys, mask), atol=0.05, rtol=0.05)
+    scores.float().square().sum().backward()  # through Dice's kernels, in mixed dtypes
+    assert query.grad is not None and unit.mlp.layers[0].weight.grad is not None
