@@ -378,6 +378,11 @@ HEADER = [
 ]
 
 
+def _if_timed(label: str, seconds: float | None) -> str:
+    """``label`` and the seconds, or nothing for a part the run did not time (no DIN)."""
+    return "" if seconds is None else f"{label}{seconds} s"
+
+
 def to_markdown(summary: dict) -> str:
     """The report as Markdown."""
     env, cfg = summary["environment"], summary["config"]
@@ -429,11 +434,16 @@ def to_markdown(summary: dict) -> str:
         "",
         f"- skctr `CTRFeatureTransformer.fit_transform` on the {prep.get('n_train', 0):,} "
         f"training rows: {prep.get('tabular_fit_transform_s')} s (vocabularies with "
-        "out-of-vocabulary and missing codes, standardised dense values); "
-        f"with the DIN columns (two `|`-joined histories): {prep.get('din_fit_transform_s')} s.",
+        "out-of-vocabulary and missing codes, standardised dense values)"
+        + _if_timed(
+            "; with the DIN columns (two `|`-joined histories): ",
+            prep.get("din_fit_transform_s"),
+        )
+        + ".",
         f"- Peer README preprocessing (fillna + LabelEncoder + MinMaxScaler) on all "
-        f"{cfg['n']:,} rows: {peer_prep.get('preprocess_criteo_readme')} s; its DIN "
-        f"sequences: {peer_prep.get('preprocess_sequence')} s.",
+        f"{cfg['n']:,} rows: {peer_prep.get('preprocess_criteo_readme')} s"
+        + _if_timed("; its DIN sequences: ", peer_prep.get("preprocess_sequence"))
+        + ".",
         "- `benchmarks/transformer_speed.py --rows 1000000` compares the two encoders on "
         "the same rows.",
     ]
