@@ -279,13 +279,13 @@ class FieldEmbedding(nn.Module):
                 found.append(items[0] if len(items) == 1 else torch.cat(items, dim=-1))
             return found
         rows = [batch.sparse + self.sparse_offsets] if sparse else []
-        keep: list[Tensor | None] = [None] * len(rows)
+        padding: list[tuple[int, ...] | None] = [None] * len(rows)  # the sparse fields have none
         for group in groups:
-            codes = [batch.sequences[j] for j in group]
-            shifted = [c + self.seq_offsets[j] for j, c in zip(group, codes, strict=True)]
+            offsets = [self.seq_offsets[j] for j in group]
+            shifted = [batch.sequences[j] + o for j, o in zip(group, offsets, strict=True)]
             rows.append(_side_by_side(shifted))
-            keep.append(_side_by_side([c != PAD for c in codes]))
-        found = _Lookup.apply(self.table.weight, *rows, *keep)
+            padding.append(tuple(o + PAD for o in offsets))  # each sequence's padding row
+        found = _Lookup.apply(self.table.weight, tuple(padding), *rows)
         return [v if i < sparse else v.flatten(-2) for i, v in enumerate(found)]
 
     def pooled_sequences(self, batch: TensorBatch) -> Tensor:
@@ -417,19 +417,21 @@ def _side_by_side(tensors: list[Tensor]) -> Tensor:
 class _Lookup(torch.autograd.Function):
     """Several lookups of one table whose gradient is one tensor.
 
-    ``apply(weight, *rows, *keep)``: ``rows`` are index tensors of any shapes, ``keep``
-    for each a boolean mask of the entries that count in the gradient (``None``: all of
-    them). Returns the rows of ``weight`` for each, ``(*rows.shape, K)``. Going back, the
-    kept entries of every lookup make one sparse gradient (uncoalesced, like
-    ``F.embedding(..., sparse=True)``'s).
+    ``apply(weight, padding, *rows)``: ``rows`` are index tensors of any shapes ``(..., n)``
+    or ``(...)``; ``padding`` gives, for each, the padding row of each of its ``n`` last
+    columns (entries naming it are left out of the gradient, as with ``padding_idx``), or
+    None to keep every entry. Returns the rows of ``weight`` for each, ``(*rows.shape, K)``.
+    Going back, the kept entries of every lookup make one sparse gradient (uncoalesced,
+    like ``F.embedding(..., sparse=True)``'s); which entries are kept is worked out there,
+    so that a forward pass without backward (prediction) does not.
     """
 
     @staticmethod
-    def forward(ctx: Any, weight: Tensor, *rows_and_keep: Tensor | None) -> Any:
-        half = len(rows_and_keep) // 2
-        rows = rows_and_keep[:half]
-        ctx.save_for_backward(*rows_and_keep)
-        ctx.shape = weight.shape
+    def forward(
+        ctx: Any, weight: Tensor, padding: tuple[tuple[int, ...] | None, ...], *rows: Tensor
+    ) -> Any:
+        ctx.save_for_backward(*rows)
+        ctx.shape, ctx.padding = weight.shape, padding
         ctx.set_materialize_grads(False)
         width = weight.shape[1]
         return tuple(weight.index_select(0, r.reshape(-1)).view(*r.shape, width) for r in rows)
@@ -438,32 +440,30 @@ class _Lookup(torch.autograd.Function):
     @first_order_backward
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
         saved = ctx.saved_tensors
-        half = len(saved) // 2
-        nothing = (None,) * len(saved)
+        nothing = (None,) * (1 + len(saved))  # padding and rows get none
         if not ctx.needs_input_grad[0]:
             return (None, *nothing)
         width = ctx.shape[1]
-        pieces = []  # (rows, gradient rows, positions kept or None, how many)
-        for rows, keep, grad in zip(saved[:half], saved[half:], grads, strict=True):
+        pieces = []  # (rows, gradient rows, positions kept or None)
+        for rows, pad, grad in zip(saved, ctx.padding, grads, strict=True):
             if grad is None or not rows.numel():
                 continue
-            kept = None if keep is None else keep.reshape(-1).nonzero().squeeze(1)
-            size = rows.numel() if kept is None else kept.numel()
-            pieces.append((rows.reshape(-1), grad.reshape(-1, width), kept, size))
+            kept = None if pad is None else (rows != rows.new_tensor(pad)).view(-1).nonzero()
+            pieces.append((rows.reshape(-1), grad.reshape(-1, width), kept))
         if not pieces:
             return (None, *nothing)
         # every lookup's kept entries written straight into the gradient's one buffer
-        total = sum(size for *_, size in pieces)
-        indices = pieces[0][0].new_empty(total)
-        values = pieces[0][1].new_empty(total, width)
+        sizes = [len(r) if kept is None else len(kept) for r, _, kept in pieces]
+        indices = pieces[0][0].new_empty(sum(sizes))
+        values = pieces[0][1].new_empty(sum(sizes), width)
         start = 0
-        for rows, grad, kept, size in pieces:
+        for (rows, grad, kept), size in zip(pieces, sizes, strict=True):
             part = slice(start, start + size)
             if kept is None:
                 indices[part], values[part] = rows, grad
             else:
-                torch.index_select(rows, 0, kept, out=indices[part])
-                torch.index_select(grad, 0, kept, out=values[part])
+                torch.index_select(rows, 0, kept[:, 0], out=indices[part])
+                torch.index_select(grad, 0, kept[:, 0], out=values[part])
             start += size
         gradient = torch.sparse_coo_tensor(
             indices.unsqueeze(0), values, ctx.shape, check_invariants=False
