@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..nn import AttentionSequencePooling
-from ..nn.activation import _check_int_sequence
+from ..nn import AttentionSequencePooling, LocalActivationUnit, sequence_mask
+from ..nn.activation import _check_int_sequence, is_plain
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
 from ._shared import deep_mlp, shared_params_doc
@@ -134,18 +134,43 @@ class DIN(nn.Module):
         """Logits of shape (B,)."""
         emb = self.embedding
         others = [j for j in range(len(batch.sequences)) if j not in self.histories]
-        groups = [[j] for j in others] + ([self.histories] if self.attention is not None else [])
-        # sparse (B, n_sparse, K), the other sequences' items (B, T_j, K), the keys (B, T, H*K)
-        sparse, *items = emb.lookup(batch, groups)
+        groups = [[j] for j in others]
+        positions: list[Tensor | None] = [None] * len(others)
+        attention = self.attention
+        if attention is not None:
+            groups.append(self.histories)
+            # a row's history length: the shortest of its histories (pairwise minima,
+            # not amin, whose reduction over a short axis costs ~0.6 ms on a CPU)
+            lengths = batch.lengths[:, self.histories[0]]
+            for j in self.histories[1:]:
+                lengths = torch.minimum(lengths, batch.lengths[:, j])
+            # a plain pooling gets the real history items alone, packed, straight from the
+            # table: the padding is neither looked up nor stored
+            packed = is_plain(attention, AttentionSequencePooling) and is_plain(
+                attention.unit, LocalActivationUnit
+            )
+            if packed:
+                steps = batch.sequences[self.histories[0]].shape[1]
+                real = sequence_mask(lengths, steps).reshape(-1).nonzero().squeeze(1)
+                positions.append(real)
+            else:
+                positions.append(None)
+        # sparse (B, n_sparse, K), the other sequences' items (B, T_j, K), the history
+        # items (N, H*K) or keys (B, T, H*K)
+        sparse, *items = emb.lookup(batch, groups, positions=positions)
         seqs: list[Tensor | None] = [None] * len(batch.sequences)
         for j, vectors in zip(others, items[: len(others)], strict=True):
             seqs[j] = emb.pool(vectors, batch.lengths[:, j])
-        if self.attention is not None:
+        if attention is not None:
             query = sparse[:, self.candidates].flatten(1)  # (B, H*K)
-            keys = items[-1]
-            lengths = batch.lengths[:, self.histories].amin(dim=1)
-            attended = self.attention(query, keys, lengths).split(self.embedding_dim, dim=1)
-            for j, vector in zip(self.histories, attended, strict=True):
+            if packed:
+                rows = torch.div(real, steps, rounding_mode="floor")
+                attended = attention.pool_items(query, items[-1], rows)
+            else:
+                attended = attention(query, items[-1], lengths)
+            for j, vector in zip(
+                self.histories, attended.split(self.embedding_dim, dim=1), strict=True
+            ):
                 seqs[j] = vector
         pooled = torch.cat(seqs, dim=1) if seqs else batch.dense[:, :0]
         return self.mlp([sparse.flatten(1), pooled, batch.dense]).squeeze(-1)

@@ -414,29 +414,65 @@ class LocalActivationUnit(nn.Module):
         batch, steps, _ = keys.shape
         if mask is None:
             rows = torch.arange(batch, device=keys.device).repeat_interleave(steps)
-            return self._score(query, keys.reshape(-1, k), rows).view(batch, steps)
+            return self.score_items(query, keys.reshape(-1, k), rows).view(batch, steps)
         if mask.shape != (batch, steps):
             raise ValueError(
                 f"LocalActivationUnit: mask must have shape {(batch, steps)}, "
                 f"got {tuple(mask.shape)}."
             )
-        flat_mask = mask.reshape(-1).to(torch.bool)
-        positions = flat_mask.nonzero().squeeze(1)  # indices into B * T
-        scores = keys.new_zeros(batch * steps)
-        if positions.numel() == 0:
-            return scores.view(batch, steps)
-        real = positions.numel()
-        if not self.training:
-            # score a multiple of _EVAL_PAD items, so that the matrix kernels, whose
-            # summation order can depend on the row count, and hence a row's score do not
-            # depend on how many items the other rows of the batch have
-            positions = _eval_padded(positions)
-        selected_keys = keys.reshape(-1, k).index_select(0, positions)
+        positions = mask.reshape(-1).to(torch.bool).nonzero().squeeze(1)  # into B * T
+        items = keys.reshape(-1, k).index_select(0, positions)
         rows = torch.div(positions, steps, rounding_mode="floor")
-        selected_scores = self._score(query, selected_keys, rows)
+        selected = self.score_items(query, items, rows)
         # in the scores' dtype (autocast's, where it runs the unit's products)
-        scores = scores.to(selected_scores.dtype)
-        return scores.index_put((positions[:real],), selected_scores[:real]).view(batch, steps)
+        scores = keys.new_zeros(batch * steps, dtype=selected.dtype)
+        return scores.index_put((positions,), selected).view(batch, steps)
+
+    def score_items(self, query: Tensor, items: Tensor, rows: Tensor) -> Tensor:
+        """Score a packed list of items, each against the query of its row.
+
+        The packed form of :meth:`forward`: only the items that exist are passed, with
+        the row each belongs to, so no padding is scored or stored.
+
+        Parameters
+        ----------
+        query : torch.Tensor of shape (B, K)
+            Candidate item embeddings, one per row.
+        items : torch.Tensor of shape (N, K)
+            History item embeddings.
+        rows : torch.Tensor of shape (N,), integer dtype
+            Row of ``query`` that each item is scored against, in ``[0, B)``.
+
+        Returns
+        -------
+        torch.Tensor of shape (N,)
+            Unnormalised scores, ``MLP([k, q, k - q, k * q])`` of each item ``k`` and its
+            row's query ``q``.
+
+        Notes
+        -----
+        In evaluation mode the items are scored in multiples of 32 (the first is repeated
+        to fill up), so that the matrix kernels, whose summation order can depend on the
+        number of rows, and hence an item's score do not depend on how many items the rest
+        of the batch has.
+        """
+        k = self.embedding_dim
+        if query.dim() != 2 or items.dim() != 2 or query.shape[1] != k or items.shape[1] != k:
+            raise ValueError(
+                f"LocalActivationUnit(embedding_dim={k}) expects query (batch, {k}) and items "
+                f"(N, {k}), got {tuple(query.shape)} and {tuple(items.shape)}."
+            )
+        if rows.shape != items.shape[:1] or rows.is_floating_point():
+            raise ValueError(
+                f"LocalActivationUnit: rows must be integers of shape ({items.shape[0]},), "
+                f"one per item, got {rows.dtype} of shape {tuple(rows.shape)}."
+            )
+        real = items.shape[0]
+        if real == 0:
+            return items.new_zeros(0)
+        if not self.training:
+            items, rows = _eval_padded(items), _eval_padded(rows)
+        return self._score(query, items, rows)[:real]
 
     def _score(self, query: Tensor, keys: Tensor, rows: Tensor) -> Tensor:
         """Score the ``(N, K)`` keys against their rows' queries, ``query[rows]`` -> ``(N,)``.
@@ -451,7 +487,7 @@ class LocalActivationUnit(nn.Module):
         k = self.embedding_dim
         first, rest = self.mlp.layers[0], self.mlp.layers[1:]
         w = first.weight
-        if not self.training:  # as for the items in forward (the extra rows are not gathered)
+        if not self.training:  # as for the items (the extra rows are not gathered)
             query = _eval_padded(query)
         per_row = F.linear(query, w[:, k : 2 * k] - w[:, 2 * k : 3 * k], first.bias)
         per_item = torch.cat([w[:, :k] + w[:, 2 * k : 3 * k], w[:, 3 * k :]], dim=1)

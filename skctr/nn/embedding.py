@@ -221,6 +221,7 @@ class FieldEmbedding(nn.Module):
         groups: Sequence[Sequence[int]] | None = None,
         *,
         sparse: bool = True,
+        positions: Sequence[Tensor | None] | None = None,
     ) -> list[Tensor]:
         """The sparse field vectors and the item vectors of sequences, in one table lookup.
 
@@ -240,18 +241,25 @@ class FieldEmbedding(nn.Module):
             every sequence field, each on its own.
         sparse : bool, default=True
             Whether to look up the sparse fields too.
+        positions : sequence of (Tensor or None), optional
+            One entry per group: None looks up every position ``(B, T)`` of the group's
+            sequences; a 1-D integer tensor of flat positions into ``B * T`` (row-major,
+            e.g. where :func:`~skctr.nn.sequence_mask` is True) looks up only those items,
+            packed, so that no padding is read or stored. Default: None for every group.
 
         Returns
         -------
         list of Tensor
             ``(B, n_sparse, K)`` first if ``sparse``, then ``(B, T, len(group) * K)`` for
-            each group. Padding positions get vectors too (mask them with the lengths);
-            they add nothing to the table's gradient, as with ``padding_idx``.
+            each group, or ``(N, len(group) * K)`` for a group given ``N`` positions.
+            Padding positions get vectors too (mask them with the lengths); they add
+            nothing to the table's gradient, as with ``padding_idx``.
 
         Raises
         ------
         ValueError
-            If a group is empty or its sequences differ in ``maxlen``.
+            If a group is empty or its sequences differ in ``maxlen``, or ``positions``
+            does not give one entry per group.
 
         Notes
         -----
@@ -261,6 +269,20 @@ class FieldEmbedding(nn.Module):
         """
         if groups is None:
             groups = [[j] for j in range(len(batch.sequences))]
+        if positions is None:
+            positions = [None] * len(groups)
+        elif len(positions) != len(groups):
+            raise ValueError(
+                f"FieldEmbedding.lookup: positions needs one entry (a tensor or None) per "
+                f"group; got {len(positions)} for {len(groups)} groups."
+            )
+        for where in positions:
+            if where is not None and (where.dim() != 1 or where.is_floating_point()):
+                raise ValueError(
+                    "FieldEmbedding.lookup: each entry of positions must be None or a 1-D "
+                    f"integer tensor of flat positions, got {where.dtype} of shape "
+                    f"{tuple(where.shape)}."
+                )
         for group in groups:
             lengths = {batch.sequences[j].shape[1] for j in group}
             if len(lengths) != 1:
@@ -268,21 +290,27 @@ class FieldEmbedding(nn.Module):
                     "FieldEmbedding.lookup: each group needs at least one sequence, all of "
                     f"one maxlen; got the group {list(group)} with lengths {sorted(lengths)}."
                 )
+        codes = [
+            [_items(batch.sequences[j], where) for j in group]
+            for group, where in zip(groups, positions, strict=True)
+        ]
         table = self.table
         if not (table.sparse and groups and is_plain(table, nn.Embedding)) or table.max_norm:
             # dense gradients are added in place by autograd (and stay twice
             # differentiable); a hooked or renormalising table runs its own forward:
             # F.embedding per lookup
             found = [self.sparse_embeddings(batch.sparse)] if sparse else []
-            for group in groups:
-                items = [self.sequence_embeddings(j, batch.sequences[j]) for j in group]
+            for group, group_codes in zip(groups, codes, strict=True):
+                items = [
+                    self.sequence_embeddings(j, c) for j, c in zip(group, group_codes, strict=True)
+                ]
                 found.append(items[0] if len(items) == 1 else torch.cat(items, dim=-1))
             return found
         rows = [batch.sparse + self.sparse_offsets] if sparse else []
         padding: list[tuple[int, ...] | None] = [None] * len(rows)  # the sparse fields have none
-        for group in groups:
+        for group, group_codes in zip(groups, codes, strict=True):
             offsets = [self.seq_offsets[j] for j in group]
-            shifted = [batch.sequences[j] + o for j, o in zip(group, offsets, strict=True)]
+            shifted = [c + o for c, o in zip(group_codes, offsets, strict=True)]
             rows.append(_side_by_side(shifted))
             padding.append(tuple(o + PAD for o in offsets))  # each sequence's padding row
         found = _Lookup.apply(self.table.weight, tuple(padding), *rows)
@@ -409,8 +437,14 @@ class FieldEmbedding(nn.Module):
         return [sparse, self.dense_embeddings(batch.dense), pooled]
 
 
+def _items(codes: Tensor, positions: Tensor | None) -> Tensor:
+    """A sequence's ``(B, T)`` codes, or only those at the flat ``positions``, ``(N,)``."""
+    return codes if positions is None else codes.reshape(-1).index_select(0, positions)
+
+
 def _side_by_side(tensors: list[Tensor]) -> Tensor:
-    """``(B, T)`` tensors stacked on a last axis, ``(B, T, n)`` (one: a view, no copy)."""
+    """``(B, T)`` (or ``(N,)``) tensors stacked on a last axis, ``(B, T, n)`` (one: a
+    view, no copy)."""
     return tensors[0].unsqueeze(-1) if len(tensors) == 1 else torch.stack(tensors, dim=-1)
 
 

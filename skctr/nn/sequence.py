@@ -7,13 +7,13 @@ affect any output here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from skctr.nn.activation import _check_choice, _check_dropout, _check_int
+from skctr.nn.activation import _check_choice, _check_dropout, _check_int, is_plain
 from skctr.nn.attention import LocalActivationUnit
 
 __all__ = ["AttentionSequencePooling", "SequencePooling", "sequence_mask"]
@@ -123,36 +123,30 @@ class SequencePooling(nn.Module):
         return f"mode={self.mode!r}"
 
 
-class _ZeroPadding(torch.autograd.Function):
-    """``keys`` with the padding positions set to 0, the gradient passed back unchanged.
+def _unpacked(values: Tensor, positions: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The packed ``values`` at their ``positions`` of a flat tensor of ``shape``, 0
+    elsewhere."""
+    flat = values.new_zeros(math.prod(shape))
+    return flat.index_put((positions,), values).view(shape)
 
-    Only for :class:`AttentionSequencePooling`, which sets the attention weights of
-    padding positions to exactly 0: for a finite upstream gradient ``g`` the gradient
-    arriving there (``w_t g``) is then already 0, and the identity gives what
-    ``masked_fill``'s backward would, without its pass over the ``(B, T, K)`` gradient
-    (DIN's two histories at the speed benchmark's shape: 20 -> 11 ms for the pooling's
-    forward and backward). The forward still zeroes the padding, so non-finite padding
-    values do not reach the output.
-    """
 
-    generate_vmap_rule = True
+def _weighted_sums(items: Tensor, weights: Tensor, rows: Tensor, batch: int) -> Tensor:
+    """``sum_t w_t k_t`` of each row's packed items: ``(N, K)``, ``(N,)`` -> ``(batch, K)``."""
+    weighted = items * weights.unsqueeze(1)
+    return weighted.new_zeros(batch, items.shape[1]).index_add(0, rows, weighted)
 
-    @staticmethod
-    def forward(keys: Tensor, keep: Tensor) -> Tensor:
-        return torch.where(keep, keys, 0.0)
 
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-        ctx.save_for_forward(inputs[1])
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return grad, None
-
-    @staticmethod
-    def jvp(ctx: Any, keys_tangent: Tensor, keep_tangent: Any) -> Tensor:
-        (keep,) = ctx.saved_tensors
-        return torch.where(keep, keys_tangent, 0.0)
+def _segment_softmax(scores: Tensor, rows: Tensor, segments: int) -> Tensor:
+    """Softmax of the packed ``scores`` within each row (``rows`` gives each score's row,
+    in ``[0, segments)``), accumulated in at least float32, returned in the scores' dtype."""
+    values = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    # a row's largest score, for stability; softmax does not change with it, so it needs
+    # no gradient
+    top = values.new_full((segments,), -torch.inf)
+    top = top.scatter_reduce(0, rows, values.detach(), "amax")
+    exp = (values - top.index_select(0, rows)).exp()
+    total = values.new_zeros(segments).index_add(0, rows, exp)
+    return (exp / total.index_select(0, rows)).to(scores.dtype)
 
 
 class AttentionSequencePooling(nn.Module):
@@ -236,18 +230,8 @@ class AttentionSequencePooling(nn.Module):
             Raw scores, or softmax weights if ``weight_normalization``; 0 at padding positions
             and on rows of length 0.
         """
-        _check_sequence_input("AttentionSequencePooling", keys, lengths)
-        mask = sequence_mask(lengths, keys.shape[1])
-        return self._weights(query, keys, mask)
-
-    def _weights(self, query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
-        scores = self.unit(query, keys, mask)
-        if self.weight_normalization:
-            filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            scores = torch.softmax(filled, dim=1)
-        # exactly 0 at padding, whatever the unit gives there (and on rows of length 0,
-        # whose softmax is uniform): forward's zeroing of the keys relies on it
-        return scores.masked_fill(~mask, 0)
+        positions, _, _, weights = self._padded(query, keys, lengths)
+        return _unpacked(weights, positions, keys.shape[:2])
 
     def forward(
         self, query: Tensor, keys: Tensor, lengths: Tensor, return_scores: bool = False
@@ -272,12 +256,73 @@ class AttentionSequencePooling(nn.Module):
         weights : torch.Tensor of shape (B, T)
             Only if ``return_scores``.
         """
+        positions, rows, items, weights = self._padded(query, keys, lengths)
+        pooled = _weighted_sums(items, weights, rows, keys.shape[0])
+        if return_scores:
+            return pooled, _unpacked(weights, positions, keys.shape[:2])
+        return pooled
+
+    def pool_items(self, query: Tensor, items: Tensor, rows: Tensor) -> Tensor:
+        """Pool histories given as a packed list of their real items.
+
+        The packed form of :meth:`forward`, for a caller that has the real items alone
+        (:meth:`skctr.nn.FieldEmbedding.lookup` with ``positions`` gives them): the
+        items need not be gathered out of a padded tensor, and its padding is never
+        stored.
+
+        Parameters
+        ----------
+        query : torch.Tensor of shape (B, K)
+            Candidate item embeddings, one per row.
+        items : torch.Tensor of shape (N, K)
+            The real history items of every row.
+        rows : torch.Tensor of shape (N,), integer dtype
+            Row of each item, in ``[0, B)``.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, K)
+            Each row's items, weighted by their attention weights and summed (zeros for a
+            row without items).
+
+        Notes
+        -----
+        The sums are one ``index_add`` into the rows; on a GPU it adds with atomics, so
+        their last bits can differ from run to run unless
+        ``torch.use_deterministic_algorithms(True)`` is set.
+        """
+        scores = self.unit.score_items(query, items, rows)
+        return _weighted_sums(
+            items, self._normalised(scores, rows, query.shape[0]), rows, len(query)
+        )
+
+    def _padded(
+        self, query: Tensor, keys: Tensor, lengths: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The real items of padded ``keys`` and their weights, packed: their positions in
+        ``B * T``, their rows, their keys ``(N, K)`` and their weights ``(N,)``."""
         _check_sequence_input("AttentionSequencePooling", keys, lengths)
-        mask = sequence_mask(lengths, keys.shape[1])
-        weights = self._weights(query, keys, mask)  # 0 at padding
-        clean_keys = _ZeroPadding.apply(keys, mask.unsqueeze(-1))
-        pooled = torch.bmm(weights.unsqueeze(1), clean_keys).squeeze(1)
-        return (pooled, weights) if return_scores else pooled
+        batch, steps, width = keys.shape
+        if query.shape != (batch, width):
+            raise ValueError(
+                f"AttentionSequencePooling expects a query of shape {(batch, width)}, one "
+                f"per row of the keys, got {tuple(query.shape)}."
+            )
+        mask = sequence_mask(lengths, steps)
+        positions = mask.reshape(-1).nonzero().squeeze(1)
+        rows = torch.div(positions, steps, rounding_mode="floor")
+        # only the real items are scored and summed: the padding is never read, so its
+        # values (even non-finite ones) cannot reach the output
+        items = keys.reshape(-1, width).index_select(0, positions)
+        if is_plain(self.unit, LocalActivationUnit):
+            scores = self.unit.score_items(query, items, rows)
+        else:  # a subclassed or hooked unit is called as it is
+            scores = self.unit(query, keys, mask).reshape(-1).index_select(0, positions)
+        return positions, rows, items, self._normalised(scores, rows, batch)
+
+    def _normalised(self, scores: Tensor, rows: Tensor, batch: int) -> Tensor:
+        """The weights: the scores, or their softmax over each row's items."""
+        return _segment_softmax(scores, rows, batch) if self.weight_normalization else scores
 
     def extra_repr(self) -> str:
         """Return the constructor arguments shown by ``repr(module)``."""

@@ -102,6 +102,27 @@ def test_attended_history_replaces_the_pooled_one():
     torch.testing.assert_close(core(batch), core.mlp(deep).squeeze(-1))
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_packed_history_gives_the_logits_and_gradients_of_the_padded_one(training):
+    # a hooked pooling is called as it is, on the padded keys: the reference
+    torch.manual_seed(0)
+    core = DIN(SCHEMA, embedding_dim=3, hidden_units=(8,)).double().train(training)
+    batch = _batch()
+    batch = batch._replace(dense=batch.dense.double())
+    params = [p for name, p in core.named_parameters() if name != "embedding.dense_weight"]
+    grad = torch.randn(6, dtype=torch.float64)
+    got = core(batch)
+    got_grads = torch.autograd.grad(got, params, grad)
+    core.attention.register_forward_hook(lambda module, args, out: None)
+    want = core(batch)
+    want_grads = torch.autograd.grad(want, params, grad)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        if g.is_sparse:
+            g, w = g.coalesce().to_dense(), w.coalesce().to_dense()
+        torch.testing.assert_close(g, w)
+
+
 def test_without_history_it_is_embedding_plus_mlp():
     schema = FeatureSchema(sparse=(SparseField("a", 5),), dense=(DenseField("x"),))
     core = DIN(schema, embedding_dim=3, hidden_units=(4,))

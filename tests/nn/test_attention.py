@@ -337,3 +337,34 @@ def test_local_activation_unit_with_a_mask_runs_under_autocast():
     torch.testing.assert_close(scores.float(), unit(query, keys, mask), atol=0.05, rtol=0.05)
     scores.float().square().sum().backward()  # through Dice's kernels, in mixed dtypes
     assert query.grad is not None and unit.mlp.layers[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_local_activation_unit_scores_packed_items_as_forward_scores_them(training):
+    # score_items is forward without the padded layout: the same scores for the real items
+    # (Dice's training statistics are over the same items), and the same gradients
+    unit = LocalActivationUnit(3, hidden_units=(5, 2)).double().train(training)
+    query, keys = rand(4, 3).requires_grad_(), rand(4, 6, 3).requires_grad_()
+    mask = torch.arange(6) < torch.tensor([[2], [6], [0], [3]])
+    rows, steps = mask.nonzero(as_tuple=True)
+    padded = unit(query, keys, mask)
+    packed = unit.score_items(query, keys[rows, steps], rows)
+    torch.testing.assert_close(packed, padded[rows, steps], rtol=0, atol=1e-12)
+    grad = rand(len(rows))
+    params = (query, keys, *unit.parameters())
+    want = torch.autograd.grad(padded[rows, steps], params, grad)
+    got = torch.autograd.grad(unit.score_items(query, keys[rows, steps], rows), params, grad)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+    assert unit.score_items(query, keys[rows[:0], steps[:0]], rows[:0]).shape == (0,)
+
+
+def test_local_activation_unit_packed_items_invalid():
+    unit = LocalActivationUnit(3, hidden_units=(4,))
+    query, items = torch.randn(2, 3), torch.randn(5, 3)
+    with pytest.raises(ValueError, match=r"items \(N, 3\)"):
+        unit.score_items(query, torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="rows must be integers of shape"):
+        unit.score_items(query, items, torch.zeros(5))
+    with pytest.raises(ValueError, match="rows must be integers of shape"):
+        unit.score_items(query, items, torch.zeros(4, dtype=torch.long))

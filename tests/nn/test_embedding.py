@@ -271,6 +271,29 @@ def test_the_sparse_lookup_has_no_second_derivative_and_a_dense_table_keeps_one(
             assert grad.requires_grad
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_lookup_of_positions_gives_those_items_packed_and_their_gradient(sparse):
+    torch.manual_seed(0)
+    emb = FieldEmbedding(TWO_HISTORIES, 3, sparse=sparse)
+    batch = _two_histories(16, np.random.default_rng(5))
+    real = (torch.arange(5) < batch.lengths.amin(1, keepdim=True)).reshape(-1).nonzero()[:, 0]
+    (padded,) = emb.lookup(batch, [[0, 1]], sparse=False)
+    _, packed = emb.lookup(batch, [[0, 1]], positions=[real])
+    assert packed.shape == (len(real), 6)
+    torch.testing.assert_close(packed, padded.reshape(-1, 6)[real], rtol=0, atol=0)
+    grad = torch.randn_like(packed)
+    packed.backward(grad)
+    got = emb.table.weight.grad
+    # the padded lookup given that gradient at those positions and 0 elsewhere
+    emb.table.weight.grad = None
+    whole = torch.zeros(16 * 5, 6).index_copy(0, real, grad).view(16, 5, 6)
+    padded.backward(whole)
+    want = emb.table.weight.grad
+    if sparse:
+        got, want = got.coalesce().to_dense(), want.coalesce().to_dense()
+    torch.testing.assert_close(got, want)
+
+
 def test_lookup_edge_cases():
     emb = FieldEmbedding(TWO_HISTORIES, 3)
     batch = _two_histories(6, np.random.default_rng(4))
@@ -290,3 +313,8 @@ def test_lookup_edge_cases():
     # groups must hold sequences of one maxlen
     with pytest.raises(ValueError, match="at least one sequence"):
         emb.lookup(batch, [[]])
+    # one entry of positions per group, each None or 1-D integers
+    with pytest.raises(ValueError, match="one entry .* per group; got 1 for 2 groups"):
+        emb.lookup(batch, [[0], [1]], positions=[None])
+    with pytest.raises(ValueError, match="1-D integer tensor"):
+        emb.lookup(batch, [[0]], positions=[torch.zeros(3)])

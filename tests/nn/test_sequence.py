@@ -213,9 +213,9 @@ class _MaskBlindPooling(AttentionSequencePooling):
 def test_attention_sequence_pooling_gradients_equal_those_of_masking_the_keys(
     weight_normalization, training, cls
 ):
-    # the pooling passes the keys' gradient back unchanged through its zeroing of the
-    # padding (the weights there are 0): the same gradients as masked_fill's, also when
-    # the padding holds huge or NaN values
+    # the pooling reads the real items alone: the gradients of zeroing the padding and
+    # summing every position, also when the padding holds huge or NaN values (a unit of
+    # another class is called on the padded keys)
     layer = cls(3, hidden_units=(4,), weight_normalization=weight_normalization)
     layer.double().train(training)
     query, keys = rand(4, 3), rand(4, 5, 3)
@@ -242,6 +242,45 @@ def test_attention_sequence_pooling_gradients_equal_those_of_masking_the_keys(
             torch.testing.assert_close(g, w)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("weight_normalization", [False, True])
+def test_attention_sequence_pooling_of_packed_items_equals_that_of_the_padded_keys(
+    weight_normalization, training
+):
+    layer = AttentionSequencePooling(
+        3, hidden_units=(4,), weight_normalization=weight_normalization
+    )
+    layer.double().train(training)
+    query, keys = rand(5, 3).requires_grad_(), rand(5, 4, 3).requires_grad_()
+    lengths = torch.tensor([0, 2, 4, 1, 3])
+    rows, steps = sequence_mask(lengths, 4).nonzero(as_tuple=True)
+    items = keys[rows, steps]
+    grad = rand(5, 3)
+    params = (query, keys, *layer.parameters())
+    padded = layer(query, keys, lengths)
+    packed = layer.pool_items(query, items, rows)
+    torch.testing.assert_close(packed, padded, rtol=0, atol=1e-12)
+    assert torch.all(packed[0] == 0)
+    for g, w in zip(
+        torch.autograd.grad(packed, params, grad),
+        torch.autograd.grad(padded, params, grad),
+        strict=True,
+    ):
+        torch.testing.assert_close(g, w)
+
+
+def test_attention_sequence_pooling_under_autocast():
+    # the unit's scores come in autocast's dtype; the weighted sum keeps the keys' float32
+    layer = AttentionSequencePooling(4, hidden_units=(6,), weight_normalization=True)
+    query, keys = torch.randn(3, 4, requires_grad=True), torch.randn(3, 5, 4)
+    lengths = torch.tensor([2, 5, 0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pooled = layer(query, keys, lengths)
+    torch.testing.assert_close(pooled.float(), layer(query, keys, lengths), atol=0.05, rtol=0.05)
+    pooled.float().square().sum().backward()
+    assert torch.isfinite(query.grad).all()
+
+
 def test_attention_sequence_pooling_invalid():
     with pytest.raises(ValueError, match="weight_normalization"):
         AttentionSequencePooling(4, weight_normalization="softmax")
@@ -249,3 +288,5 @@ def test_attention_sequence_pooling_invalid():
         AttentionSequencePooling(0)
     with pytest.raises(ValueError, match="lengths"):
         AttentionSequencePooling(4)(torch.randn(2, 4), torch.randn(2, 3, 4), torch.tensor([1]))
+    with pytest.raises(ValueError, match=r"query of shape \(2, 4\)"):
+        AttentionSequencePooling(4)(torch.randn(3, 4), torch.randn(2, 3, 4), torch.tensor([1, 2]))
