@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..nn import AttentionSequencePooling, LocalActivationUnit, sequence_mask
+from ..nn import AttentionSequencePooling, sequence_mask
 from ..nn.activation import _check_int_sequence, is_plain
+from ..nn.attention import _real_positions
 from ..nn.embedding import FieldEmbedding, TensorBatch
 from ..preprocessing.schema import FeatureSchema
 from ._shared import deep_mlp, shared_params_doc
@@ -144,17 +145,15 @@ class DIN(nn.Module):
             lengths = batch.lengths[:, self.histories[0]]
             for j in self.histories[1:]:
                 lengths = torch.minimum(lengths, batch.lengths[:, j])
-            # a plain pooling gets the real history items alone, packed, straight from the
-            # table: the padding is neither looked up nor stored
-            packed = is_plain(attention, AttentionSequencePooling) and is_plain(
-                attention.unit, LocalActivationUnit
+            # a plain pooling (and unit) gets the real history items alone, packed,
+            # straight from the table: the padding is neither looked up nor stored
+            packed = is_plain(attention, AttentionSequencePooling) and (
+                attention._unit_scores_packed()
             )
             if packed:
                 steps = batch.sequences[self.histories[0]].shape[1]
-                real = sequence_mask(lengths, steps).reshape(-1).nonzero().squeeze(1)
-                positions.append(real)
-            else:
-                positions.append(None)
+                real, rows = _real_positions(sequence_mask(lengths, steps))
+            positions.append(real if packed else None)
         # sparse (B, n_sparse, K), the other sequences' items (B, T_j, K), the history
         # items (N, H*K) or keys (B, T, H*K)
         sparse, *items = emb.lookup(batch, groups, positions=positions)
@@ -164,7 +163,6 @@ class DIN(nn.Module):
         if attention is not None:
             query = sparse[:, self.candidates].flatten(1)  # (B, H*K)
             if packed:
-                rows = torch.div(real, steps, rounding_mode="floor")
                 attended = attention.pool_items(query, items[-1], rows)
             else:
                 attended = attention(query, items[-1], lengths)

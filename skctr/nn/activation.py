@@ -145,6 +145,36 @@ def _check_int_sequence(owner: str, name: str, value: object) -> tuple[int, ...]
     return tuple(int(item) for item in value)
 
 
+def _check_index(
+    owner: str, name: str, index: object, size: int, length: int | None = None
+) -> None:
+    """Raise a ValueError unless ``index`` is a 1-D int32/int64 tensor (of ``length``
+    entries, when given) whose entries lie in ``[0, size)``. The range is checked for CPU
+    tensors only (on a GPU it would cost a synchronisation)."""
+    ok = (
+        isinstance(index, torch.Tensor)
+        and index.dim() == 1
+        and index.dtype in (torch.int32, torch.int64)
+        and (length is None or index.shape[0] == length)
+    )
+    if not ok:
+        what = (
+            f"{index.dtype} of shape {tuple(index.shape)}"
+            if isinstance(index, torch.Tensor)
+            else type(index).__name__
+        )
+        shape = f"({length},)" if length is not None else "(N,)"
+        raise ValueError(
+            f"{owner}: {name} must be a 1-D int32 or int64 tensor of shape {shape}, got {what}."
+        )
+    if index.device.type == "cpu" and index.numel():
+        low, high = int(index.min()), int(index.max())
+        if low < 0 or high >= size:
+            raise ValueError(
+                f"{owner}: {name} must lie in [0, {size}), got values from {low} to {high}."
+            )
+
+
 def _check_dropout(owner: str, value: object, name: str = "dropout") -> float:
     """Return ``value`` as a float in ``[0, 1)``, else raise ValueError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from skctr._compat import autocast_off, autocast_product_dtype
 from skctr.nn.activation import (
     _check_dropout,
+    _check_index,
     _check_int,
     _check_int_sequence,
     first_order_backward,
@@ -322,6 +323,13 @@ def _eval_padded(rows: Tensor) -> Tensor:
     return torch.cat([rows, rows[:1].expand(extra, *rows.shape[1:])])
 
 
+def _real_positions(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The flat positions (into ``B * T``, row-major) of a ``(B, T)`` mask's True entries,
+    in order, and the row of each."""
+    positions = mask.reshape(-1).nonzero().squeeze(1)
+    return positions, torch.div(positions, max(mask.shape[1], 1), rounding_mode="floor")
+
+
 class LocalActivationUnit(nn.Module):
     r"""Local activation unit of DIN: scores each history item against the candidate.
 
@@ -420,9 +428,8 @@ class LocalActivationUnit(nn.Module):
                 f"LocalActivationUnit: mask must have shape {(batch, steps)}, "
                 f"got {tuple(mask.shape)}."
             )
-        positions = mask.reshape(-1).to(torch.bool).nonzero().squeeze(1)  # into B * T
+        positions, rows = _real_positions(mask.to(torch.bool))
         items = keys.reshape(-1, k).index_select(0, positions)
-        rows = torch.div(positions, steps, rounding_mode="floor")
         selected = self.score_items(query, items, rows)
         # in the scores' dtype (autocast's, where it runs the unit's products)
         scores = keys.new_zeros(batch * steps, dtype=selected.dtype)
@@ -449,6 +456,12 @@ class LocalActivationUnit(nn.Module):
             Unnormalised scores, ``MLP([k, q, k - q, k * q])`` of each item ``k`` and its
             row's query ``q``.
 
+        Raises
+        ------
+        ValueError
+            If ``query`` or ``items`` is not ``(., K)``, or ``rows`` is not one int32 or
+            int64 index per item in ``[0, B)`` (the range is checked on a CPU only).
+
         Notes
         -----
         In evaluation mode the items are scored in multiples of 32 (the first is repeated
@@ -462,11 +475,7 @@ class LocalActivationUnit(nn.Module):
                 f"LocalActivationUnit(embedding_dim={k}) expects query (batch, {k}) and items "
                 f"(N, {k}), got {tuple(query.shape)} and {tuple(items.shape)}."
             )
-        if rows.shape != items.shape[:1] or rows.is_floating_point():
-            raise ValueError(
-                f"LocalActivationUnit: rows must be integers of shape ({items.shape[0]},), "
-                f"one per item, got {rows.dtype} of shape {tuple(rows.shape)}."
-            )
+        _check_index("LocalActivationUnit", "rows", rows, query.shape[0], items.shape[0])
         real = items.shape[0]
         if real == 0:
             return items.new_zeros(0)

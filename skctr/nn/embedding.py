@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..preprocessing.schema import PAD, FeatureSchema
-from .activation import first_order_backward, is_plain
+from .activation import _check_index, first_order_backward, is_plain
 from .sequence import SequencePooling
 
 
@@ -204,7 +204,8 @@ class FieldEmbedding(nn.Module):
         return values.unsqueeze(-1) * self.dense_weight
 
     def sequence_embeddings(self, index: int, codes: Tensor) -> Tensor:
-        """Item vectors of sequence field ``index``: (B, T) codes -> (B, T, K).
+        """Item vectors of sequence field ``index``: (B, T) codes -> (B, T, K) (codes of
+        any shape: their shape plus K).
 
         Padding positions get vectors too; mask them with the lengths.
         """
@@ -259,7 +260,8 @@ class FieldEmbedding(nn.Module):
         ------
         ValueError
             If a group is empty or its sequences differ in ``maxlen``, or ``positions``
-            does not give one entry per group.
+            is not a sequence of one entry per group, each None or a 1-D int32 or int64
+            tensor of positions in ``[0, B * T)`` (the range is checked on a CPU only).
 
         Notes
         -----
@@ -271,18 +273,12 @@ class FieldEmbedding(nn.Module):
             groups = [[j] for j in range(len(batch.sequences))]
         if positions is None:
             positions = [None] * len(groups)
-        elif len(positions) != len(groups):
+        elif isinstance(positions, Tensor) or len(positions) != len(groups):
+            got = "a tensor" if isinstance(positions, Tensor) else f"{len(positions)} entries"
             raise ValueError(
-                f"FieldEmbedding.lookup: positions needs one entry (a tensor or None) per "
-                f"group; got {len(positions)} for {len(groups)} groups."
+                "FieldEmbedding.lookup: positions needs a sequence of one entry (a tensor "
+                f"or None) per group; got {got} for {len(groups)} groups."
             )
-        for where in positions:
-            if where is not None and (where.dim() != 1 or where.is_floating_point()):
-                raise ValueError(
-                    "FieldEmbedding.lookup: each entry of positions must be None or a 1-D "
-                    f"integer tensor of flat positions, got {where.dtype} of shape "
-                    f"{tuple(where.shape)}."
-                )
         for group in groups:
             lengths = {batch.sequences[j].shape[1] for j in group}
             if len(lengths) != 1:
@@ -290,6 +286,10 @@ class FieldEmbedding(nn.Module):
                     "FieldEmbedding.lookup: each group needs at least one sequence, all of "
                     f"one maxlen; got the group {list(group)} with lengths {sorted(lengths)}."
                 )
+        for group, where in zip(groups, positions, strict=True):
+            if where is not None:
+                size = batch.num_rows * batch.sequences[group[0]].shape[1]
+                _check_index("FieldEmbedding.lookup", "each tensor of positions", where, size)
         codes = [
             [_items(batch.sequences[j], where) for j in group]
             for group, where in zip(groups, positions, strict=True)
@@ -443,8 +443,8 @@ def _items(codes: Tensor, positions: Tensor | None) -> Tensor:
 
 
 def _side_by_side(tensors: list[Tensor]) -> Tensor:
-    """``(B, T)`` (or ``(N,)``) tensors stacked on a last axis, ``(B, T, n)`` (one: a
-    view, no copy)."""
+    """``(B, T)`` (or ``(N,)``) tensors stacked on a last axis, ``(B, T, n)`` (or
+    ``(N, n)``; one tensor: a view, no copy)."""
     return tensors[0].unsqueeze(-1) if len(tensors) == 1 else torch.stack(tensors, dim=-1)
 
 

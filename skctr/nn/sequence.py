@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from skctr.nn.activation import _check_choice, _check_dropout, _check_int, is_plain
-from skctr.nn.attention import LocalActivationUnit
+from skctr.nn.attention import LocalActivationUnit, _real_positions
 
 __all__ = ["AttentionSequencePooling", "SequencePooling", "sequence_mask"]
 
@@ -130,23 +130,35 @@ def _unpacked(values: Tensor, positions: Tensor, shape: tuple[int, ...]) -> Tens
     return flat.index_put((positions,), values).view(shape)
 
 
+def _sum_into_rows(values: Tensor, rows: Tensor, size: int) -> Tensor:
+    """``values`` ``(N, ...)`` summed into ``size`` rows by ``rows``: ``(size, ...)``.
+
+    On a CPU ``index_add`` adds each row's values in their order, whatever the other rows
+    hold; on a GPU, where it adds with atomics (whose order varies from run to run),
+    ``index_put_`` with ``accumulate`` sorts the rows first, so the sums are the same
+    bits on every run.
+    """
+    out = values.new_zeros(size, *values.shape[1:])
+    if values.device.type == "cpu":
+        return out.index_add(0, rows, values)
+    return out.index_put((rows,), values, accumulate=True)
+
+
 def _weighted_sums(items: Tensor, weights: Tensor, rows: Tensor, batch: int) -> Tensor:
     """``sum_t w_t k_t`` of each row's packed items: ``(N, K)``, ``(N,)`` -> ``(batch, K)``."""
-    weighted = items * weights.unsqueeze(1)
-    return weighted.new_zeros(batch, items.shape[1]).index_add(0, rows, weighted)
+    return _sum_into_rows(items * weights.unsqueeze(1), rows, batch)
 
 
 def _segment_softmax(scores: Tensor, rows: Tensor, segments: int) -> Tensor:
     """Softmax of the packed ``scores`` within each row (``rows`` gives each score's row,
-    in ``[0, segments)``), accumulated in at least float32, returned in the scores' dtype."""
+    in ``[0, segments)``), in at least float32."""
     values = scores.to(torch.promote_types(scores.dtype, torch.float32))
     # a row's largest score, for stability; softmax does not change with it, so it needs
     # no gradient
     top = values.new_full((segments,), -torch.inf)
     top = top.scatter_reduce(0, rows, values.detach(), "amax")
     exp = (values - top.index_select(0, rows)).exp()
-    total = values.new_zeros(segments).index_add(0, rows, exp)
-    return (exp / total.index_select(0, rows)).to(scores.dtype)
+    return exp / _sum_into_rows(exp, rows, segments).index_select(0, rows)
 
 
 class AttentionSequencePooling(nn.Module):
@@ -267,8 +279,9 @@ class AttentionSequencePooling(nn.Module):
 
         The packed form of :meth:`forward`, for a caller that has the real items alone
         (:meth:`skctr.nn.FieldEmbedding.lookup` with ``positions`` gives them): the
-        items need not be gathered out of a padded tensor, and its padding is never
-        stored.
+        items need not be gathered out of a padded tensor, and no padding is stored.
+        The weights are the unit's scores, or their softmax over each row's items with
+        ``weight_normalization``.
 
         Parameters
         ----------
@@ -276,7 +289,7 @@ class AttentionSequencePooling(nn.Module):
             Candidate item embeddings, one per row.
         items : torch.Tensor of shape (N, K)
             The real history items of every row.
-        rows : torch.Tensor of shape (N,), integer dtype
+        rows : torch.Tensor of shape (N,), int32 or int64
             Row of each item, in ``[0, B)``.
 
         Returns
@@ -285,16 +298,27 @@ class AttentionSequencePooling(nn.Module):
             Each row's items, weighted by their attention weights and summed (zeros for a
             row without items).
 
+        Raises
+        ------
+        ValueError
+            If ``unit`` is not a plain :class:`~skctr.nn.LocalActivationUnit` (a subclass,
+            or one with hooks, scores padded keys: call the module itself on them), or
+            the inputs are malformed (see
+            :meth:`~skctr.nn.LocalActivationUnit.score_items`).
+
         Notes
         -----
-        The sums are one ``index_add`` into the rows; on a GPU it adds with atomics, so
-        their last bits can differ from run to run unless
-        ``torch.use_deterministic_algorithms(True)`` is set.
+        This is a method, not ``forward``: hooks registered on this module do not run.
         """
+        if not self._unit_scores_packed():
+            raise ValueError(
+                "AttentionSequencePooling.pool_items scores items with a plain "
+                f"LocalActivationUnit; this unit is a {type(self.unit).__name__} or has hooks, "
+                "which are honoured only on padded keys: call the pooling on them instead."
+            )
         scores = self.unit.score_items(query, items, rows)
-        return _weighted_sums(
-            items, self._normalised(scores, rows, query.shape[0]), rows, len(query)
-        )
+        weights = self._normalised(scores, rows, query.shape[0])
+        return _weighted_sums(items, weights, rows, query.shape[0])
 
     def _padded(
         self, query: Tensor, keys: Tensor, lengths: Tensor
@@ -309,16 +333,19 @@ class AttentionSequencePooling(nn.Module):
                 f"per row of the keys, got {tuple(query.shape)}."
             )
         mask = sequence_mask(lengths, steps)
-        positions = mask.reshape(-1).nonzero().squeeze(1)
-        rows = torch.div(positions, steps, rounding_mode="floor")
+        positions, rows = _real_positions(mask)
         # only the real items are scored and summed: the padding is never read, so its
         # values (even non-finite ones) cannot reach the output
         items = keys.reshape(-1, width).index_select(0, positions)
-        if is_plain(self.unit, LocalActivationUnit):
+        if self._unit_scores_packed():
             scores = self.unit.score_items(query, items, rows)
         else:  # a subclassed or hooked unit is called as it is
             scores = self.unit(query, keys, mask).reshape(-1).index_select(0, positions)
         return positions, rows, items, self._normalised(scores, rows, batch)
+
+    def _unit_scores_packed(self) -> bool:
+        """Whether ``unit`` may score packed items (a plain LocalActivationUnit)."""
+        return is_plain(self.unit, LocalActivationUnit)
 
     def _normalised(self, scores: Tensor, rows: Tensor, batch: int) -> Tensor:
         """The weights: the scores, or their softmax over each row's items."""

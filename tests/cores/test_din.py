@@ -102,25 +102,50 @@ def test_attended_history_replaces_the_pooled_one():
     torch.testing.assert_close(core(batch), core.mlp(deep).squeeze(-1))
 
 
+def _odd_batches() -> list[TensorBatch]:
+    """Edge cases of the history lengths: none, every row empty, negative and above
+    maxlen (all positions), and no rows at all."""
+    batch = _batch()
+    lengths = batch.lengths.clone()
+    lengths[0, 0], lengths[1, 2], lengths[3, 0], lengths[3, 2] = -2, 0, 9, 7
+    empty = TensorBatch(
+        batch.sparse[:0], batch.dense[:0], tuple(s[:0] for s in batch.sequences), lengths[:0]
+    )
+    return [
+        batch,
+        batch._replace(lengths=torch.zeros_like(batch.lengths)),
+        batch._replace(lengths=lengths),
+        empty,
+    ]
+
+
+@pytest.mark.parametrize("hooked", ["attention", "unit"])
 @pytest.mark.parametrize("training", [True, False])
-def test_packed_history_gives_the_logits_and_gradients_of_the_padded_one(training):
-    # a hooked pooling is called as it is, on the padded keys: the reference
+def test_packed_history_gives_the_logits_and_gradients_of_the_padded_one(training, hooked):
+    # a hooked pooling or unit is called as it is, on the padded keys: the reference
     torch.manual_seed(0)
     core = DIN(SCHEMA, embedding_dim=3, hidden_units=(8,)).double().train(training)
-    batch = _batch()
-    batch = batch._replace(dense=batch.dense.double())
-    params = [p for name, p in core.named_parameters() if name != "embedding.dense_weight"]
-    grad = torch.randn(6, dtype=torch.float64)
-    got = core(batch)
-    got_grads = torch.autograd.grad(got, params, grad)
-    core.attention.register_forward_hook(lambda module, args, out: None)
-    want = core(batch)
-    want_grads = torch.autograd.grad(want, params, grad)
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        if g.is_sparse:
-            g, w = g.coalesce().to_dense(), w.coalesce().to_dense()
-        torch.testing.assert_close(g, w)
+    reference = DIN(SCHEMA, embedding_dim=3, hidden_units=(8,)).double().train(training)
+    reference.load_state_dict(core.state_dict())
+    module = reference.attention if hooked == "attention" else reference.attention.unit
+    module.register_forward_hook(lambda module, args, out: None)
+    for batch in _odd_batches():
+        batch = batch._replace(dense=batch.dense.double())
+        grad = torch.randn(batch.num_rows, dtype=torch.float64)
+        outs, grads = [], []
+        for model in (core, reference):
+            params = [p for n, p in model.named_parameters() if n != "embedding.dense_weight"]
+            out = model(batch)
+            outs.append(out)
+            grads.append(torch.autograd.grad(out, params, grad, allow_unused=True))
+        torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-12)
+        for g, w in zip(*grads, strict=True):
+            if g is None or w is None:
+                assert g is None and w is None
+                continue
+            if g.is_sparse:
+                g, w = g.coalesce().to_dense(), w.coalesce().to_dense()
+            torch.testing.assert_close(g, w)
 
 
 def test_without_history_it_is_embedding_plus_mlp():

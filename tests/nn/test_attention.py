@@ -364,7 +364,21 @@ def test_local_activation_unit_packed_items_invalid():
     query, items = torch.randn(2, 3), torch.randn(5, 3)
     with pytest.raises(ValueError, match=r"items \(N, 3\)"):
         unit.score_items(query, torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
-    with pytest.raises(ValueError, match="rows must be integers of shape"):
-        unit.score_items(query, items, torch.zeros(5))
-    with pytest.raises(ValueError, match="rows must be integers of shape"):
-        unit.score_items(query, items, torch.zeros(4, dtype=torch.long))
+    bad_rows = [
+        torch.zeros(5),  # floats
+        torch.zeros(5, dtype=torch.bool),  # a mask, not indices
+        torch.zeros(4, dtype=torch.long),  # not one per item
+        torch.zeros(5, 1, dtype=torch.long),
+    ]
+    for rows in bad_rows:
+        with pytest.raises(
+            ValueError, match=r"rows must be a 1-D int32 or int64 tensor of shape \(5,\)"
+        ):
+            unit.score_items(query, items, rows)
+    for rows in ([0, 1, 2, 1, 0], [0, 0, 0, 0, -1]):  # the query has rows 0 and 1
+        with pytest.raises(ValueError, match=r"rows must lie in \[0, 2\)"):
+            unit.score_items(query, items, torch.tensor(rows))
+    # int32 indices are fine
+    assert unit.score_items(
+        query, items, torch.tensor([0, 1, 1, 0, 0], dtype=torch.int32)
+    ).shape == (5,)

@@ -314,7 +314,21 @@ def test_lookup_edge_cases():
     with pytest.raises(ValueError, match="at least one sequence"):
         emb.lookup(batch, [[]])
     # one entry of positions per group, each None or 1-D integers
-    with pytest.raises(ValueError, match="one entry .* per group; got 1 for 2 groups"):
+    with pytest.raises(ValueError, match="one entry .* per group; got 1 entries for 2 groups"):
         emb.lookup(batch, [[0], [1]], positions=[None])
-    with pytest.raises(ValueError, match="1-D integer tensor"):
-        emb.lookup(batch, [[0]], positions=[torch.zeros(3)])
+    with pytest.raises(ValueError, match="positions needs a sequence .* got a tensor for 1 groups"):
+        emb.lookup(batch, [[0]], positions=torch.tensor([0, 1]))
+    mask = torch.ones(6 * 5, dtype=torch.bool)
+    for where in (torch.zeros(3), mask, torch.zeros(3, 1, dtype=torch.long)):
+        with pytest.raises(ValueError, match="positions must be a 1-D int32 or int64 tensor"):
+            emb.lookup(batch, [[0]], positions=[where])
+    with pytest.raises(
+        ValueError, match=r"positions must lie in \[0, 30\), got values from 0 to 30"
+    ):
+        emb.lookup(batch, [[0]], positions=[torch.tensor([0, 30])])
+    (int32,) = emb.lookup(
+        batch, [[0]], sparse=False, positions=[torch.tensor([7, 2], dtype=torch.int32)]
+    )
+    torch.testing.assert_close(
+        int32, emb.lookup(batch, [[0]], sparse=False)[0].reshape(30, 3)[[7, 2]]
+    )

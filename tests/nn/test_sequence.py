@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from skctr.nn import AttentionSequencePooling, SequencePooling, sequence_mask
+from skctr.nn import AttentionSequencePooling, LocalActivationUnit, SequencePooling, sequence_mask
 
 
 @pytest.fixture(autouse=True)
@@ -267,6 +267,42 @@ def test_attention_sequence_pooling_of_packed_items_equals_that_of_the_padded_ke
         strict=True,
     ):
         torch.testing.assert_close(g, w)
+
+
+def test_attention_sequence_pooling_of_packed_items_in_eval_does_not_depend_on_other_rows():
+    torch.manual_seed(0)
+    layer = AttentionSequencePooling(16, hidden_units=(32, 8)).eval()
+    query, keys = torch.randn(300, 16), torch.randn(300, 20, 16)
+    lengths = torch.randint(0, 21, (300,))
+    rows, steps = sequence_mask(lengths, 20).nonzero(as_tuple=True)
+    with torch.no_grad():
+        full = layer.pool_items(query, keys[rows, steps], rows)
+        for part in (slice(0, 1), slice(7, 9), slice(40, 237)):
+            sub = lengths[part]
+            r, t = sequence_mask(sub, 20).nonzero(as_tuple=True)
+            got = layer.pool_items(query[part], keys[part][r, t], r)
+            torch.testing.assert_close(got, full[part], rtol=0, atol=0)
+
+
+class _SilentUnit(LocalActivationUnit):
+    def forward(self, query, keys, mask=None):
+        return torch.zeros(keys.shape[:2], dtype=keys.dtype)
+
+
+def test_packed_items_need_a_plain_unit():
+    query, items, rows = torch.randn(2, 3), torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+    hooked = AttentionSequencePooling(3, hidden_units=(4,))
+    hooked.unit.register_forward_hook(lambda module, args, out: out * 0)
+    subclassed = AttentionSequencePooling(3, hidden_units=(4,))
+    subclassed.unit = _SilentUnit(3, hidden_units=(4,))
+    for layer in (hooked, subclassed):
+        with pytest.raises(ValueError, match="pool_items scores items with a plain"):
+            layer.pool_items(query, items, rows)
+        # on padded keys the pooling calls the unit as it is: its zero scores pool to zero
+        keys, lengths = items.view(2, 2, 3), torch.tensor([2, 2])
+        assert torch.equal(layer(query, keys, lengths), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="rows must be a 1-D int32 or int64 tensor"):
+        AttentionSequencePooling(3, hidden_units=(4,)).pool_items(query, items, rows.bool())
 
 
 def test_attention_sequence_pooling_under_autocast():
