@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -292,6 +294,17 @@ def test_a_lookup_of_positions_gives_those_items_packed_and_their_gradient(spars
     if sparse:
         got, want = got.coalesce().to_dense(), want.coalesce().to_dense()
     torch.testing.assert_close(got, want)
+
+
+def test_the_lookup_gradient_raises_no_warning():
+    # torch warns about sparse tensors built without invariant checks unless the switch is
+    # set explicitly (2.11 and 2.12 even with check_invariants=False)
+    emb = FieldEmbedding(TWO_HISTORIES, 3)
+    batch = _two_histories(8, np.random.default_rng(6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sum(v.sum() for v in emb.lookup(batch)).backward()
+    assert emb.table.weight.grad.is_sparse
 
 
 def test_lookup_edge_cases():
