@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from skctr._compat import autocast_product_dtype
 from skctr.nn.activation import (
     _check_dropout,
     _check_int,
@@ -158,11 +160,44 @@ def linear_of_blocks(layer: nn.Module | None, blocks: list[Tensor]) -> Tensor:
     return blocks_linear(blocks, layer.weight, layer.bias)
 
 
+#: A linear map with at most this many outputs takes its weight gradient from
+#: :class:`_NarrowLinear` (see there).
+_NARROW_OUTPUTS = 8
+
+
+class _NarrowLinear(torch.autograd.Function):
+    """``F.linear(x, weight)`` for a weight of a few rows, whose weight gradient is
+    computed as ``g^T x``.
+
+    Autograd computes it as ``(x^T g)^T``, and for 2 to 8 output columns the CPU matrix
+    kernels take 3-6x longer on that orientation (batch 4,096, 416 inputs, 3 outputs:
+    1.9 against 0.5 ms; equal at 1 output and from 16 on). The input gradient is
+    ``g W``, as autograd's. Both are plain products, so a second derivative works.
+    """
+
+    @staticmethod
+    def forward(x: Tensor, weight: Tensor) -> Tensor:
+        return nn.functional.linear(x, weight)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_weight = grad.t() @ x if ctx.needs_input_grad[1] else None
+        return grad_x, grad_weight
+
+
 def blocks_linear(blocks: list[Tensor], weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(torch.cat(blocks, dim=-1), weight, bias)`` without the concatenation.
 
     Each block meets its columns of ``weight`` (one split, whose gradient is one
-    concatenation), the later ones added in place where the dtypes agree.
+    concatenation), the later ones added in place where the dtypes agree. A weight of at
+    most 8 rows (DCN's cross projections) takes its gradient as ``g^T x`` per block,
+    outside autocast: several times faster there on a CPU (see ``_NarrowLinear``).
 
     Parameters
     ----------
@@ -180,6 +215,11 @@ def blocks_linear(blocks: list[Tensor], weight: Tensor, bias: Tensor | None = No
     dtype = functools.reduce(torch.promote_types, (b.dtype for b in blocks))
     blocks = [b.to(dtype) for b in blocks]  # as concatenating them would
     weights = weight.split([b.shape[-1] for b in blocks], dim=1)
+    narrow = weight.shape[0] <= _NARROW_OUTPUTS and torch.is_grad_enabled()
+    if narrow and autocast_product_dtype(blocks[0]) is None and blocks[0].dim() == 2:
+        parts = [_NarrowLinear.apply(b, w) for b, w in zip(blocks, weights, strict=True)]
+        h = functools.reduce(torch.add, parts)
+        return h if bias is None else h + bias
     h = nn.functional.linear(blocks[0], weights[0], bias)
     for block, part in zip(blocks[1:], weights[1:], strict=True):
         h = add_product(h, block, part.t())

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from skctr.nn import MLP, Dice
+from skctr.nn.mlp import blocks_linear
 
 
 @pytest.fixture(autouse=True)
@@ -120,6 +121,28 @@ def test_mlp_blocks_equal_their_concatenation(hidden, output_dim, batch_norm, wi
     want = torch.autograd.grad(expected, [first, *mlp.parameters()], grad)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("outputs", [1, 3, 8, 9])
+def test_blocks_linear_equals_linear_of_the_concatenation_with_its_gradients(outputs):
+    # up to 8 outputs the weight gradient is computed as g^T x (_NarrowLinear)
+    blocks = [torch.randn(6, w, dtype=torch.float64, requires_grad=True) for w in (4, 2)]
+    weight = torch.randn(outputs, 6, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(outputs, dtype=torch.float64, requires_grad=True)
+    inputs = (*blocks, weight, bias)
+    out = blocks_linear(blocks, weight, bias)
+    expected = nn.functional.linear(torch.cat(blocks, dim=1), weight, bias)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    for g, w in zip(
+        torch.autograd.grad(out, inputs, grad),
+        torch.autograd.grad(expected, inputs, grad),
+        strict=True,
+    ):
+        torch.testing.assert_close(g, w)
+    assert torch.autograd.gradgradcheck(lambda a, b, w, c: blocks_linear([a, b], w, c), inputs)
+    with torch.no_grad():
+        torch.testing.assert_close(blocks_linear(blocks, weight, bias), expected)
 
 
 def test_mlp_rejects_blocks_of_the_wrong_total_width_or_leading_axes():
