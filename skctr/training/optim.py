@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -225,7 +226,7 @@ def _distinct_rows(grad: Tensor, cache: _Rows | None) -> _Rows:
     narrow = grad.shape[0] <= torch.iinfo(torch.int32).max
     keys = indices.to(torch.int32) if narrow else indices
     # stable: a row's entries keep their order, so its sum is what index_add_ would give
-    sorted_keys, order = _stable_sort(keys)
+    sorted_keys, order = _stable_sort(keys, grad.shape[0])
     rows, counts = torch.unique_consecutive(sorted_keys, return_counts=True)
     starts = counts.cumsum(0).sub_(counts)
     return _Rows(grad.shape[0], indices, rows.long(), order, starts, counts)
@@ -243,19 +244,51 @@ _PAD_SORT_FROM = 16_384
 _RADIX_ON_THIS_CPU = "fbgemm" in torch.backends.quantized.supported_engines
 
 
-def _stable_sort(keys: Tensor) -> tuple[Tensor, Tensor]:
-    """``torch.sort(keys, stable=True)`` of a 1-d integer tensor, padded to reach the radix
-    sort where that is faster (the padding holds the dtype's largest value, which no row
-    number reaches, so it sorts last and is cut off: the same result)."""
+def _stable_sort(keys: Tensor, table_rows: int | None = None) -> tuple[Tensor, Tensor]:
+    """``torch.sort(keys, stable=True)`` of a 1-d tensor of row numbers, the fastest way
+    on a CPU for its size.
+
+    - Fewer than 16,384 keys (or fewer than 32,768 of a table of at most 65,536 rows):
+      numpy's stable sort of 16-bit keys, a radix sort, once for the low 16 bits of the
+      row numbers and, for a table of more rows, once more for the high 16 bits (a least
+      significant digit radix sort): 0.1 against 0.64 ms for the 11,000 keys of a batch
+      of 256 MovieLens rows with their histories.
+    - Up to 32,768 keys otherwise: padded to reach torch's radix sort (the padding holds
+      the dtype's largest value, which no row number reaches, so it sorts last and is cut
+      off).
+    - From 32,768 keys on: torch's own (radix) sort.
+
+    Each gives the same result: the keys in order and, for equal keys, their positions
+    in order. ``table_rows`` bounds the row numbers; without it (or for a table of
+    ``2**32`` rows or more) the numpy path is not taken.
+    """
     n = keys.numel()
-    if not (
-        _RADIX_ON_THIS_CPU and keys.device.type == "cpu" and _PAD_SORT_FROM <= n < _RADIX_SORT_MIN
-    ):
+    cpu = keys.device.type == "cpu"
+    small = n < _PAD_SORT_FROM or (table_rows is not None and table_rows <= _ONE_DIGIT)
+    if cpu and small and n < _RADIX_SORT_MIN and table_rows is not None and table_rows <= 2**32:
+        return _digit_sort(keys, table_rows)
+    if not (cpu and _RADIX_ON_THIS_CPU and _PAD_SORT_FROM <= n < _RADIX_SORT_MIN):
         return torch.sort(keys, stable=True)
     padded = keys.new_full((_RADIX_SORT_MIN,), torch.iinfo(keys.dtype).max)
     padded[:n] = keys
     sorted_keys, order = torch.sort(padded, stable=True)
     return sorted_keys[:n], order[:n]
+
+
+#: Row numbers below this fit one 16-bit digit (one pass of :func:`_digit_sort`).
+_ONE_DIGIT = 2**16
+
+
+def _digit_sort(keys: Tensor, table_rows: int) -> tuple[Tensor, Tensor]:
+    """Stable sort of CPU row numbers below ``table_rows`` (at most ``2**32``) by 16-bit
+    digits, least significant first, with numpy's stable sort (a radix sort for 16-bit
+    keys)."""
+    values = keys.numpy()
+    order = np.argsort(values.astype(np.uint16), kind="stable")
+    if table_rows > _ONE_DIGIT:
+        high = (values[order] >> 16).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return torch.from_numpy(values[order]), torch.from_numpy(order)
 
 
 def _row_sums(values: Tensor, rows: _Rows) -> Tensor:

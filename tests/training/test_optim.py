@@ -227,6 +227,7 @@ def test_rows_finite_flags_a_non_finite_written_row_and_resets():
 @pytest.mark.parametrize("n", [0, 100, 16_384, 20_000, 32_767, 40_000])
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
 def test_the_padded_sort_equals_a_stable_sort(n, dtype, monkeypatch):
+    # no table size given: the digit sort is not taken
     monkeypatch.setattr(optim, "_RADIX_ON_THIS_CPU", True)  # pad on any machine
     # keys that repeat, up to the largest row number a table of this dtype can have
     g = torch.Generator().manual_seed(n)
@@ -236,3 +237,29 @@ def test_the_padded_sort_equals_a_stable_sort(n, dtype, monkeypatch):
     got_keys, got_order = optim._stable_sort(keys)
     want_keys, want_order = torch.sort(keys, stable=True)
     assert torch.equal(got_keys, want_keys) and torch.equal(got_order, want_order)
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 16_383, 20_000, 32_767, 40_000])
+@pytest.mark.parametrize(
+    ("rows", "dtype"),
+    [
+        (1, torch.int32),
+        (500, torch.int32),
+        (2**16, torch.int32),
+        (2**16 + 1, torch.int32),
+        (2**31 - 1, torch.int32),
+        (2**32, torch.int64),
+        (2**33, torch.int64),
+    ],
+)
+def test_the_sort_of_row_numbers_equals_a_stable_sort_whatever_the_table_size(n, rows, dtype):
+    # small key counts go through numpy's 16-bit radix sort, one digit or two
+    g = torch.Generator().manual_seed(n + rows % 1000)
+    keys = torch.randint(0, min(rows, 300), (n,), generator=g).to(dtype)
+    if n:
+        keys[::5] = rows - 1  # the largest row number, beside repeated small ones
+        keys[1::11] = rows // 2
+    got_keys, got_order = optim._stable_sort(keys, rows)
+    want_keys, want_order = torch.sort(keys, stable=True)
+    assert torch.equal(got_keys, want_keys) and torch.equal(got_order, want_order)
+    assert got_keys.dtype == keys.dtype and got_order.dtype == torch.int64
