@@ -9,6 +9,7 @@ import torch
 from skctr.cores.dcn import DCN
 from skctr.estimators import DCNClassifier, LRClassifier
 from tests.cores.planted import SCHEMA, SIGN_SETTINGS, sign_data, sign_test_auc, tiny_batch
+from tests.gradients import assert_same_gradients
 
 SETTINGS = SIGN_SETTINGS
 
@@ -50,14 +51,7 @@ def test_vector_logit_without_building_x0_and_x_l_equals_the_head_of_both(hidden
     x0 = core.embedding.fields_and_deep(batch)[1]
     deep = [] if core.mlp is None else [core.mlp(x0)]
     literal = core.head(torch.cat([core.cross(x0), *deep], dim=1)).squeeze(-1)
-    torch.testing.assert_close(fast, literal)
-    grad = torch.randn_like(fast)
-    for a, b in zip(
-        torch.autograd.grad(fast, params, grad),
-        torch.autograd.grad(literal, params, grad),
-        strict=True,
-    ):
-        torch.testing.assert_close(a, b)
+    assert_same_gradients(fast, literal, params)
     # a hooked head gets its own forward on [x_L, MLP(x0)]: the same logits
     core.head.register_forward_hook(lambda module, inputs, output: output)
     torch.testing.assert_close(core(batch), fast)

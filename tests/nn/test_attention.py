@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from skctr.nn import AFMAttention, InteractingLayer, LocalActivationUnit, attention
+from tests.gradients import assert_same_gradients
 
 
 @pytest.fixture(autouse=True)
@@ -349,13 +350,7 @@ def test_local_activation_unit_scores_packed_items_as_forward_scores_them(traini
     rows, steps = mask.nonzero(as_tuple=True)
     padded = unit(query, keys, mask)
     packed = unit.score_items(query, keys[rows, steps], rows)
-    torch.testing.assert_close(packed, padded[rows, steps], rtol=0, atol=1e-12)
-    grad = rand(len(rows))
-    params = (query, keys, *unit.parameters())
-    want = torch.autograd.grad(padded[rows, steps], params, grad)
-    got = torch.autograd.grad(unit.score_items(query, keys[rows, steps], rows), params, grad)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w)
+    assert_same_gradients(packed, padded[rows, steps], (query, keys, *unit.parameters()))
     assert unit.score_items(query, keys[rows[:0], steps[:0]], rows[:0]).shape == (0,)
 
 

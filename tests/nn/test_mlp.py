@@ -6,6 +6,7 @@ from torch import nn
 
 from skctr.nn import MLP, Dice
 from skctr.nn.mlp import blocks_linear
+from tests.gradients import assert_same_gradients
 
 
 @pytest.fixture(autouse=True)
@@ -132,14 +133,7 @@ def test_blocks_linear_equals_linear_of_the_concatenation_with_its_gradients(out
     inputs = (*blocks, weight, bias)
     out = blocks_linear(blocks, weight, bias)
     expected = nn.functional.linear(torch.cat(blocks, dim=1), weight, bias)
-    torch.testing.assert_close(out, expected)
-    grad = torch.randn_like(out)
-    for g, w in zip(
-        torch.autograd.grad(out, inputs, grad),
-        torch.autograd.grad(expected, inputs, grad),
-        strict=True,
-    ):
-        torch.testing.assert_close(g, w)
+    assert_same_gradients(out, expected, inputs)
     assert torch.autograd.gradgradcheck(lambda a, b, w, c: blocks_linear([a, b], w, c), inputs)
     with torch.no_grad():
         torch.testing.assert_close(blocks_linear(blocks, weight, bias), expected)
