@@ -12,6 +12,7 @@ from skctr.cores.din import DIN
 from skctr.estimators import DINClassifier, LRClassifier
 from skctr.nn.embedding import TensorBatch
 from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
+from tests.gradients import assert_same_gradients
 
 SCHEMA = FeatureSchema(
     sparse=(SparseField("user", 9), SparseField("item_id", 12), SparseField("cate_id", 6)),
@@ -132,20 +133,11 @@ def test_packed_history_gives_the_logits_and_gradients_of_the_padded_one(trainin
     for batch in _odd_batches():
         batch = batch._replace(dense=batch.dense.double())
         grad = torch.randn(batch.num_rows, dtype=torch.float64)
-        outs, grads = [], []
-        for model in (core, reference):
-            params = [p for n, p in model.named_parameters() if n != "embedding.dense_weight"]
-            out = model(batch)
-            outs.append(out)
-            grads.append(torch.autograd.grad(out, params, grad, allow_unused=True))
-        torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-12)
-        for g, w in zip(*grads, strict=True):
-            if g is None or w is None:
-                assert g is None and w is None
-                continue
-            if g.is_sparse:
-                g, w = g.coalesce().to_dense(), w.coalesce().to_dense()
-            torch.testing.assert_close(g, w)
+        got, want = core(batch), reference(batch)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+        assert_same_gradients(
+            got, want, list(core.parameters()), grad, list(reference.parameters())
+        )
 
 
 def test_without_history_it_is_embedding_plus_mlp():
