@@ -137,7 +137,7 @@ class DIN(nn.Module):
         others = [j for j in range(len(batch.sequences)) if j not in self.histories]
         groups = [[j] for j in others]
         positions: list[Tensor | None] = [None] * len(others)
-        attention = self.attention
+        attention, rows = self.attention, None  # rows: of the packed history items
         if attention is not None:
             groups.append(self.histories)
             # a row's history length: the shortest of its histories (pairwise minima,
@@ -147,13 +147,11 @@ class DIN(nn.Module):
                 lengths = torch.minimum(lengths, batch.lengths[:, j])
             # a plain pooling (and unit) gets the real history items alone, packed,
             # straight from the table: the padding is neither looked up nor stored
-            packed = is_plain(attention, AttentionSequencePooling) and (
-                attention._unit_scores_packed()
-            )
-            if packed:
+            real = None
+            if is_plain(attention, AttentionSequencePooling) and attention._unit_scores_packed():
                 steps = batch.sequences[self.histories[0]].shape[1]
                 real, rows = _real_positions(sequence_mask(lengths, steps))
-            positions.append(real if packed else None)
+            positions.append(real)
         # sparse (B, n_sparse, K), the other sequences' items (B, T_j, K), the history
         # items (N, H*K) or keys (B, T, H*K)
         sparse, *items = emb.lookup(batch, groups, positions=positions)
@@ -162,10 +160,10 @@ class DIN(nn.Module):
             seqs[j] = emb.pool(vectors, batch.lengths[:, j])
         if attention is not None:
             query = sparse[:, self.candidates].flatten(1)  # (B, H*K)
-            if packed:
-                attended = attention.pool_items(query, items[-1], rows)
-            else:
+            if rows is None:  # (B, T, H*K) keys, to the pooling as it is
                 attended = attention(query, items[-1], lengths)
+            else:
+                attended = attention.pool_items(query, items[-1], rows)
             for j, vector in zip(
                 self.histories, attended.split(self.embedding_dim, dim=1), strict=True
             ):

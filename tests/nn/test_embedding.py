@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from skctr.nn.embedding import FieldEmbedding, LinearTerm, TensorBatch
 from skctr.preprocessing.schema import DenseField, FeatureSchema, SequenceField, SparseField
+from tests.gradients import assert_same_gradients
 
 SCHEMA = FeatureSchema(
     sparse=(SparseField("a", 50), SparseField("b", 20)),
@@ -206,11 +207,19 @@ def _reference_gradient(emb: FieldEmbedding, batch: TensorBatch, grads: list[Ten
     return weight.grad
 
 
-@pytest.mark.parametrize("sparse", [True, False])
-def test_one_lookup_gives_the_vectors_and_the_summed_gradient_of_separate_lookups(sparse):
+@pytest.fixture(params=[True, False], ids=["sparse", "dense"])
+def table_and_batch(request: pytest.FixtureRequest) -> tuple[FieldEmbedding, TensorBatch]:
+    """A table with sparse or dense gradients, and 32 rows with two padded histories."""
     torch.manual_seed(0)
-    emb = FieldEmbedding(TWO_HISTORIES, 4, sparse=sparse)
-    batch = _two_histories(32, np.random.default_rng(0))
+    emb = FieldEmbedding(TWO_HISTORIES, 4, sparse=request.param)
+    return emb, _two_histories(32, np.random.default_rng(0))
+
+
+def test_one_lookup_gives_the_vectors_and_the_summed_gradient_of_separate_lookups(
+    table_and_batch,
+):
+    emb, batch = table_and_batch
+    sparse = emb.table.sparse
     assert (batch.sequences[0] == 0).any() and (batch.sequences[1] == 0).any()  # padding
     found = emb.lookup(batch)
     torch.testing.assert_close(found[0], emb.sparse_embeddings(batch.sparse), rtol=0, atol=0)
@@ -273,27 +282,15 @@ def test_the_sparse_lookup_has_no_second_derivative_and_a_dense_table_keeps_one(
             assert grad.requires_grad
 
 
-@pytest.mark.parametrize("sparse", [True, False])
-def test_a_lookup_of_positions_gives_those_items_packed_and_their_gradient(sparse):
-    torch.manual_seed(0)
-    emb = FieldEmbedding(TWO_HISTORIES, 3, sparse=sparse)
-    batch = _two_histories(16, np.random.default_rng(5))
+def test_a_lookup_of_positions_gives_those_items_packed_and_their_gradient(table_and_batch):
+    emb, batch = table_and_batch
     real = (torch.arange(5) < batch.lengths.amin(1, keepdim=True)).reshape(-1).nonzero()[:, 0]
     (padded,) = emb.lookup(batch, [[0, 1]], sparse=False)
     _, packed = emb.lookup(batch, [[0, 1]], positions=[real])
-    assert packed.shape == (len(real), 6)
-    torch.testing.assert_close(packed, padded.reshape(-1, 6)[real], rtol=0, atol=0)
-    grad = torch.randn_like(packed)
-    packed.backward(grad)
-    got = emb.table.weight.grad
-    # the padded lookup given that gradient at those positions and 0 elsewhere
-    emb.table.weight.grad = None
-    whole = torch.zeros(16 * 5, 6).index_copy(0, real, grad).view(16, 5, 6)
-    padded.backward(whole)
-    want = emb.table.weight.grad
-    if sparse:
-        got, want = got.coalesce().to_dense(), want.coalesce().to_dense()
-    torch.testing.assert_close(got, want)
+    assert packed.shape == (len(real), 8)
+    torch.testing.assert_close(packed, padded.reshape(-1, 8)[real], rtol=0, atol=0)
+    # the padded lookup's items at those positions: the same gradient for the table
+    assert_same_gradients(packed, padded.reshape(-1, 8)[real], [emb.table.weight])
 
 
 def test_the_lookup_gradient_raises_no_warning():
