@@ -65,6 +65,7 @@ from benchlib import (
     add_worker_arguments,
     build_peer_model,
     environment,
+    import_optimiser_machinery,
     log,
     peer_inputs,
     read_encoded,
@@ -248,6 +249,7 @@ def worker_skctr(spec: dict) -> dict:
     from skctr import CTRFeatureTransformer, estimators
 
     torch.set_num_threads(1)
+    import_optimiser_machinery()
     data, folds = fold_context(spec)
     model = "DeepFM" if spec["model"] == NO_HISTORY else spec["model"]
     cls = getattr(estimators, next(m.skctr_class for m in MODELS if m.name == model))
@@ -378,6 +380,7 @@ def worker_peer(spec: dict) -> dict:
     import deepctr_torch
 
     torch.set_num_threads(1)
+    import_optimiser_machinery()
     model = next(m for m in MODELS if m.name == spec["model"].replace(NO_HISTORY, "DeepFM"))
     variant = "nohist" if spec["model"] == NO_HISTORY else "full"
     out = []
@@ -392,11 +395,11 @@ def worker_peer(spec: dict) -> dict:
         )
         fit_in = {k: v[fit_rows] for k, v in inputs["train"].items()}
         val_in = {k: v[val_rows] for k, v in inputs["train"].items()}
+        start = time.perf_counter()  # skctr's fit builds its network: so is the peer's timed
         net = build_peer_model(
             model.peer_class, columns, meta, {"seed": spec["seed"] + i, "device": "cpu"}
         )
         net.compile("adam", "binary_crossentropy")
-        start = time.perf_counter()
         best, best_state, stale, epochs = np.inf, None, 0, 0
         for _ in range(PEER_MAX_EPOCHS):
             net.fit(fit_in, y[fit_rows].astype(np.float32), batch_size=256, epochs=1, verbose=0)

@@ -47,6 +47,7 @@ import time
 from benchlib import (
     add_worker_arguments,
     environment,
+    import_optimiser_machinery,
     log,
     markdown_to_rst,
     measured_run,
@@ -173,9 +174,7 @@ def worker_skctr(spec: dict) -> dict:
     import skctr
 
     torch.set_num_threads(spec["threads"])
-    # torch imports torch._dynamo (about 2 s) when a process builds its first optimiser;
-    # the peer builds its optimiser in compile(), before its timer, so do it here too
-    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    import_optimiser_machinery()
     kind = "din" if spec["model"] == "din" else "tabular"
     with open(os.path.join(spec["workdir"], f"{kind}.pkl"), "rb") as fh:
         data = pickle.load(fh)
