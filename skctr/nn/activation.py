@@ -265,9 +265,12 @@ class Dice(nn.Module):
         of each feature are taken over both the batch and the ``T`` axis.
     eps : float, default=1e-8
         Added to the variance for numerical stability.
-    momentum : float, default=0.1
+    momentum : float or None, default=0.1
         Weight of the current batch in the running averages (as in ``nn.BatchNorm1d``);
-        batch ``t`` gets weight ``max(momentum, 1 / t)``.
+        batch ``t`` gets weight ``max(momentum, 1 / t)``. None: the plain average of every
+        batch since the last :meth:`reset_running_stats` (``nn.BatchNorm1d``'s cumulative
+        average), which is how the training loop re-estimates the statistics of the
+        weights it keeps.
 
     Attributes
     ----------
@@ -299,7 +302,7 @@ class Dice(nn.Module):
     num_batches_tracked: Tensor
 
     def __init__(
-        self, num_features: int, dim: int = 2, eps: float = 1e-8, momentum: float = 0.1
+        self, num_features: int, dim: int = 2, eps: float = 1e-8, momentum: float | None = 0.1
     ) -> None:
         super().__init__()
         self.num_features = _check_int("Dice", "num_features", num_features)
@@ -307,19 +310,25 @@ class Dice(nn.Module):
             raise ValueError(f"Dice: dim must be 2 or 3, got {dim!r}.")
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or eps <= 0:
             raise ValueError(f"Dice: eps must be a positive float, got {eps!r}.")
-        if (
+        if momentum is not None and (
             isinstance(momentum, bool)
             or not isinstance(momentum, numbers.Real)
             or not 0.0 <= momentum <= 1.0
         ):
-            raise ValueError(f"Dice: momentum must be a float in [0, 1], got {momentum!r}.")
+            raise ValueError(f"Dice: momentum must be a float in [0, 1] or None, got {momentum!r}.")
         self.dim = int(dim)
         self.eps = float(eps)
-        self.momentum = float(momentum)
+        self.momentum = None if momentum is None else float(momentum)
         self.alpha = nn.Parameter(torch.zeros(self.num_features))
         self.register_buffer("running_mean", torch.zeros(self.num_features))
         self.register_buffer("running_var", torch.ones(self.num_features))
         self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        """Forget the running statistics (mean 0, variance 1, no batch tracked)."""
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply Dice.
@@ -351,7 +360,9 @@ class Dice(nn.Module):
                     # buffers' dtype (under autocast the batch statistics may be bfloat16)
                     stats_dtype = self.running_mean.dtype
                     count = self.num_batches_tracked.to(stats_dtype)
-                    weight = count.reciprocal().clamp(min=self.momentum)
+                    weight = count.reciprocal()
+                    if self.momentum is not None:
+                        weight = weight.clamp(min=self.momentum)
                     self.running_mean.lerp_(mean.to(stats_dtype), weight)
                     self.running_var.lerp_((var * (n / (n - 1))).to(stats_dtype), weight)
             return out.view(x.shape)

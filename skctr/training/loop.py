@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..nn.activation import Dice
 from ..nn.embedding import TensorBatch
 from ..preprocessing.schema import EncodedBatch
 from .optim import LazyAdam
@@ -262,6 +264,77 @@ def clip_gradients(core: nn.Module, max_norm: float) -> None:
         g.mul_(factor.to(g.dtype))
 
 
+#: Most training rows over which :func:`refresh_running_statistics` averages.
+STATISTICS_ROWS = 8_192
+
+
+def _normalising_modules(core: nn.Module) -> list[nn.Module]:
+    """The modules of ``core`` that keep running batch statistics for evaluation."""
+    return [
+        m
+        for m in core.modules()
+        if (isinstance(m, _BatchNorm) and m.track_running_stats) or isinstance(m, Dice)
+    ]
+
+
+@torch.no_grad()
+def refresh_running_statistics(
+    core: nn.Module, data: TensorBatch, rows: Tensor, batch_size: int, device: torch.device
+) -> bool:
+    """Re-estimate the running statistics of every batch-normalising module at the current
+    weights.
+
+    Batch normalisation and :class:`~skctr.nn.Dice` evaluate with running averages of the
+    batch statistics seen in training. Those averages lag behind weights that are still
+    moving: on a few thousand rows an epoch is a few dozen steps, the exponential average
+    spans about ten of them, and the statistics it ends with belong to weights of half an
+    epoch before, which shifts every gate and biases the predictions. As in "precise batch
+    normalisation" (Wu and Johnson, 2021) and stochastic weight averaging, the statistics
+    are recomputed instead: reset, then the plain average over batches of ``rows`` passed
+    forward in training mode (no gradient) with the weights fixed.
+
+    Parameters
+    ----------
+    core : nn.Module
+        The model; modules without running statistics are left alone.
+    data : TensorBatch
+        The training rows.
+    rows : LongTensor
+        Which rows to pass, in order (up to :data:`STATISTICS_ROWS` of them are used).
+    batch_size : int
+        Rows per forward pass: the training batch size, whose batch statistics the
+        averages stand for.
+    device : torch.device
+        Where the batches go.
+
+    Returns
+    -------
+    bool
+        Whether ``core`` had any such module.
+    """
+    modules = _normalising_modules(core)
+    if not modules:
+        return False
+    rows = rows[:STATISTICS_ROWS]
+    starts = list(range(0, len(rows), batch_size))
+    if len(starts) > 1 and len(rows) - starts[-1] < 2:  # a 1-row batch has no variance
+        starts.pop()
+    momenta = [m.momentum for m in modules]
+    was_training = core.training
+    try:
+        for m in modules:
+            m.reset_running_stats()
+            m.momentum = None  # the plain average of the batches below
+        core.train()
+        for start in starts:
+            core(data.index(rows[start : start + batch_size]).to(device))
+    finally:
+        for m, momentum in zip(modules, momenta, strict=True):
+            m.momentum = momentum
+        core.train(was_training)
+    return True
+
+
 def _all_finite(core: nn.Module, optimizers: list[torch.optim.Optimizer]) -> bool:
     """Whether every floating-point weight and buffer of ``core`` is finite.
 
@@ -308,7 +381,11 @@ def train(
     Each epoch shuffles the rows with ``generator`` and takes one Adam step per batch on the
     weighted mean binary cross-entropy of the logits (its gradient clipped to
     ``config.clip_grad_norm`` when set), plus the L2 penalty on the embedding rows the
-    batch looks up, which :class:`LazyAdam` adds to those rows' gradient. With ``val`` the
+    batch looks up, which :class:`LazyAdam` adds to those rows' gradient. After each epoch's
+    steps the running statistics of batch normalisation and Dice are re-estimated at the
+    epoch's final weights (:func:`refresh_running_statistics`, over the first rows of the
+    epoch's order), so that validation, and the weights kept, use statistics of those
+    weights rather than an average lagging behind them. With ``val`` the
     loop records the validation log-loss and AUC, and after ``n_iter_no_change`` epochs
     without improvement either goes back to the best epoch's weights (Adam's moments are
     kept) and goes on with every step multiplied by ``config.step_decay`` (at most
@@ -386,6 +463,7 @@ def train(
                     opt.step()
                 total += loss.detach().double().cpu() * len(rows)
             train_loss = float(total) / max(n, 1)
+            refresh_running_statistics(core, data, order, config.batch_size, config.device)
             record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
             if not (math.isfinite(train_loss) and _all_finite(core, state.optimizers)):
                 core.load_state_dict(good_state)

@@ -97,6 +97,23 @@ def test_dice_running_stats_and_eval_mode():
     assert torch.equal(dice.running_mean, snapshot)
 
 
+def test_dice_without_momentum_averages_every_batch_since_a_reset():
+    dice = Dice(3, momentum=None).double()
+    for _ in range(3):  # statistics that the reset must forget
+        dice(torch.randn(8, 3, dtype=torch.float64) + 5)
+    dice.reset_running_stats()
+    assert int(dice.num_batches_tracked) == 0
+    torch.testing.assert_close(dice.running_mean, torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(dice.running_var, torch.ones(3, dtype=torch.float64))
+    batches = [torch.randn(8, 3, dtype=torch.float64) * 2 - 1 for _ in range(25)]
+    for x in batches:
+        dice(x)
+    stacked = torch.stack(batches)  # (25, 8, 3): the plain average, also past 1 / 0.1 batches
+    torch.testing.assert_close(dice.running_mean, stacked.mean(dim=1).mean(dim=0))
+    torch.testing.assert_close(dice.running_var, stacked.var(dim=1).mean(dim=0))
+    assert "momentum=None" in repr(dice)
+
+
 def test_dice_single_row_training_does_not_raise_nor_update_stats():
     dice = Dice(4)
     out = dice(torch.randn(1, 4))
@@ -128,6 +145,7 @@ def test_dice_rejects_wrong_rank_or_width():
         ({"num_features": 3, "dim": 4}, "dim"),
         ({"num_features": 3, "eps": 0.0}, "eps"),
         ({"num_features": 3, "momentum": 1.5}, "momentum"),
+        ({"num_features": 3, "momentum": True}, "momentum"),
     ],
 )
 def test_dice_invalid_arguments(kwargs, name):

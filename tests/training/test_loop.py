@@ -16,6 +16,7 @@ from skctr.training.loop import (
     clip_gradients,
     make_optimizers,
     predict_logits,
+    refresh_running_statistics,
     set_learning_rates,
     train,
 )
@@ -201,6 +202,117 @@ def test_predictions_do_not_depend_on_the_rows_scored_together():
     for i in (0, 1500, 4095, 4096, 4999):
         one = predict_logits(core, data.slice(i, i + 1))
         assert one[0] == full[i]  # bit-identical, not merely close
+
+
+class _Normalised(torch.nn.Module):
+    """Embeddings -> linear -> batch norm -> linear -> Dice -> logit."""
+
+    def __init__(self):
+        super().__init__()
+        from skctr.nn import Dice
+
+        self.emb = FieldEmbedding(SCHEMA, 4)
+        self.first = torch.nn.Linear(16, 6)
+        self.norm = torch.nn.BatchNorm1d(6)
+        self.second = torch.nn.Linear(6, 5)
+        self.dice = Dice(5)
+        self.head = torch.nn.Linear(5, 1)
+
+    def forward(self, batch):
+        hidden = self.norm(self.first(self.emb(batch).flatten(1)))
+        return self.head(self.dice(self.second(hidden))).squeeze(-1)
+
+
+def _batch_statistics(core, data, rows, batch_size):
+    """Per module (batch norm, Dice): each batch's input mean and unbiased variance at the
+    current weights, from a copy run forward in training mode."""
+    copied = copy.deepcopy(core).train()
+    seen = {"norm": [], "dice": []}
+    for name in seen:
+        getattr(copied, name).register_forward_hook(
+            lambda module, args, out, name=name: seen[name].append(
+                (args[0].mean(dim=0), args[0].var(dim=0))
+            )
+        )
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            copied(data.index(rows[start : start + batch_size]))
+    return {
+        name: [torch.stack(stat).mean(dim=0) for stat in zip(*pairs, strict=True)]
+        for name, pairs in seen.items()
+    }
+
+
+def test_refresh_running_statistics_averages_the_batches_at_fixed_weights():
+    torch.manual_seed(0)
+    core = _Normalised()
+    data = _batch(100, np.random.default_rng(5))
+    core.train()
+    with torch.no_grad():  # stale statistics, then weights that move on
+        for start in range(0, 100, 20):
+            core(data.slice(start, start + 20))
+        for p in core.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    core.eval()
+    weights = {k: v.clone() for k, v in core.named_parameters()}
+    rows = torch.randperm(100)
+    # 100 rows in batches of 32: three batches and a remainder of 4
+    expected = _batch_statistics(core, data, rows, 32)
+    assert refresh_running_statistics(core, data, rows, 32, torch.device("cpu"))
+    for name, module in (("norm", core.norm), ("dice", core.dice)):
+        mean, var = expected[name]
+        torch.testing.assert_close(module.running_mean, mean)
+        torch.testing.assert_close(module.running_var, var)
+        assert int(module.num_batches_tracked) == 4
+    assert core.norm.momentum == 0.1 and core.dice.momentum == 0.1  # restored
+    assert not core.training  # the mode it was called in
+    for k, v in weights.items():  # the weights themselves do not move
+        assert torch.equal(core.state_dict()[k], v), k
+
+
+def test_refresh_running_statistics_leaves_a_last_single_row_out():
+    torch.manual_seed(0)
+    core = _Normalised()
+    data = _batch(33, np.random.default_rng(6))
+    rows = torch.arange(33)
+    expected = _batch_statistics(core, data, rows[:32], 16)
+    assert refresh_running_statistics(core, data, rows, 16, torch.device("cpu"))
+    torch.testing.assert_close(core.norm.running_mean, expected["norm"][0])
+    assert int(core.norm.num_batches_tracked) == 2
+
+
+def test_refresh_running_statistics_without_normalising_modules_does_nothing():
+    core = _Core(SCHEMA)
+    before = copy.deepcopy(core.state_dict())
+    assert not refresh_running_statistics(
+        core, _batch(10, np.random.default_rng(0)), torch.arange(10), 4, torch.device("cpu")
+    )
+    assert all(torch.equal(core.state_dict()[k], v) for k, v in before.items())
+
+
+def test_training_keeps_the_statistics_of_the_weights_it_returns():
+    # with stale running averages the weights of the best epoch would be evaluated with the
+    # statistics of the steps before it
+    torch.manual_seed(0)
+    rng = np.random.default_rng(7)
+    core = _Normalised()
+    data, val = _batch(256, rng), _batch(64, rng)
+    y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
+    state = TrainState(make_optimizers(core, 0.05))
+    train(
+        core,
+        data,
+        y,
+        np.ones(256),
+        state,
+        _config(max_epochs=8, n_iter_no_change=3),
+        torch.Generator().manual_seed(0),
+        (val, yv, np.ones(64)),
+    )
+    # batches of equal size: the average of the batch means is the mean over every row
+    expected = _batch_statistics(core, data, torch.arange(256), 256)
+    torch.testing.assert_close(core.norm.running_mean, expected["norm"][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(core.dice.running_mean, expected["dice"][0], atol=1e-5, rtol=0)
 
 
 def test_clip_gradients_bounds_the_joint_norm_sparse_gradients_included():
