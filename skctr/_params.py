@@ -148,6 +148,22 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         "Share of the rows held out for early stopping.",
     ),
     Param(
+        "refit",
+        False,
+        ["boolean"],
+        "bool",
+        """Once early stopping has found where to stop, train a fresh model on every row,
+        the validation rows included, along the same path: the same initial weights, as
+        many passes, and the same smaller steps after each plateau. The held-out rows then
+        count for training. It suits models whose validation loss is flat near its
+        minimum, so that the length chosen on part of the rows holds for all of them (the
+        models without an MLP take it by default); a model with an MLP overfits within a
+        few passes and a refit cannot check where it ends. It about doubles the training
+        time; the refit's passes are added to ``history_`` marked ``"refit": True``.
+        Nothing happens without early stopping, or when ``warm_start`` continues a fitted
+        model.""",
+    ),
+    Param(
         "n_iter_no_change",
         2,
         [_POS_INT],

@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 from torch import nn
 
 from ._params import MODEL_PARAMS, TRAINING_PARAMS, Param, build_init, params_docstring
+from .nn.embedding import TensorBatch
 from .preprocessing.schema import EncodedBatch
 from .preprocessing.transformer import CTRFeatureTransformer
 from .training.intercept import base_rate_logit, init_intercept
@@ -413,7 +414,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
                 init_intercept(self.core_, base_rate_logit(targets, weights))
             else:
                 self._resume()
-            data = to_tensors(encoded)
+            data = every_row = to_tensors(encoded)
             val = None
             if self._use_early_stopping(n, targets):
                 tr, va = train_test_split(
@@ -431,7 +432,29 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             config = self._config(early_stopping=val is not None)
             config.on_epoch_end = self._checkpoint_writer()
             train(self.core_, data, targets, weights, self._state, config, generator, val)
+            if self.refit and val is not None and not continuing and not self._state.interrupted:
+                self._refit(
+                    every_row, self._binary_targets(y), self._sample_weight(sample_weight, n), seed
+                )
         return self
+
+    def _refit(
+        self, data: TensorBatch, targets: np.ndarray, weights: np.ndarray, seed: int
+    ) -> None:
+        """Train a fresh core on every row along the path early stopping kept (``refit``)."""
+        path, history, done = list(self._state.path), self._state.history, self._state.epochs_done
+        if not path:  # no epoch was kept (e.g. the first one diverged)
+            return
+        self._build(seed)
+        init_intercept(self.core_, base_rate_logit(targets, weights))
+        generator = torch.Generator().manual_seed(seed)
+        self._pretrain(data, targets, weights, generator)
+        # one history and one epoch count: the refit's passes (and checkpoints) come after
+        self._state.history, self._state.epochs_done, self.history_ = history, done, history
+        config = self._config()
+        config.refit_path = path
+        config.on_epoch_end = self._checkpoint_writer()
+        train(self.core_, data, targets, weights, self._state, config, generator)
 
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None

@@ -139,7 +139,7 @@ class LRClassifier(BaseCTRClassifier):
 
     _core = LogisticRegression
     _model_params = (SEQUENCE_POOLING,)
-    _training_defaults = MappingProxyType({"learning_rate": 3e-3})
+    _training_defaults = MappingProxyType({"learning_rate": 3e-3, "refit": True})
 
 
 class FMClassifier(BaseCTRClassifier):
@@ -160,6 +160,7 @@ class FMClassifier(BaseCTRClassifier):
 
     _core = FactorizationMachineModel
     _model_params = (EMBEDDING_DIM, SEQUENCE_POOLING, LINEAR_LEARNING_RATE)
+    _training_defaults = MappingProxyType({"refit": True})
 
 
 class DeepFMClassifier(BaseCTRClassifier):
@@ -629,6 +630,7 @@ class MLRClassifier(BaseCTRClassifier):
     """
 
     _core = MixedLogisticRegression
+    _training_defaults = MappingProxyType({"refit": True})
     _model_params = (
         Param("region_num", 4, _POSITIVE_INT, "int", "Number of regions (pieces); 1 is LR."),
         Param(
@@ -711,6 +713,7 @@ class AFMClassifier(BaseCTRClassifier):
     """
 
     _core = AFM
+    _training_defaults = MappingProxyType({"refit": True})
     _model_params = (
         EMBEDDING_DIM,
         Param("attention_dim", 8, _POSITIVE_INT, "int", "Width of the attention network."),

@@ -36,6 +36,9 @@ from skctr.base import EmbeddingMemoryWarning
 from skctr.cores import FactorizationMachineModel
 from skctr.datasets import load_criteo_8k
 
+#: The classifiers without an MLP: their validation loss is flat near its minimum
+REFIT_BY_DEFAULT = {"LRClassifier", "FMClassifier", "MLRClassifier", "AFMClassifier"}
+
 FAST = {"max_epochs": 2, "hidden_units": (32,), "embedding_dim": 4, "random_state": 0}
 
 
@@ -157,6 +160,48 @@ def test_history_and_early_stopping(criteo):
     assert clf.history_[-1]["val_logloss"] >= best  # stopped after no improvement
     no_es = DeepFMClassifier(**{**FAST, "early_stopping": False}).fit(X, y)
     assert len(no_es.history_) == 2 and "val_logloss" not in no_es.history_[0]
+
+
+def test_refit_trains_again_on_every_row_along_the_kept_path(criteo, monkeypatch):
+    X, y = criteo
+    rows = []
+    real_train = skctr.base.train
+
+    def recording_train(core, data, *args, **kwargs):
+        rows.append(data.num_rows)
+        return real_train(core, data, *args, **kwargs)
+
+    monkeypatch.setattr(skctr.base, "train", recording_train)
+    clf = LRClassifier(random_state=0).fit(X, y)  # LR refits by default
+    assert clf.refit is True
+    assert rows == [1350, 1500]  # early stopping on 90 % of the rows, then every row
+    selection = [h for h in clf.history_ if not h.get("refit")]
+    replay = [h for h in clf.history_ if h.get("refit")]
+    assert selection and replay and clf.history_ == selection + replay
+    assert [h["epoch"] for h in clf.history_] == list(range(1, len(clf.history_) + 1))
+    assert all("val_logloss" in h for h in selection)
+    assert not any("val_logloss" in h for h in replay)
+    # the replay retraces the path to the kept epoch: at most as long, smaller steps last
+    scales = [h["step_scale"] for h in replay]
+    assert len(replay) <= len(selection) and scales == sorted(scales, reverse=True)
+
+    rows.clear()
+    plain = LRClassifier(random_state=0, refit=False).fit(X, y)
+    assert rows == [1350] and not any(h.get("refit") for h in plain.history_)
+    assert [h["val_logloss"] for h in plain.history_] == [h["val_logloss"] for h in selection]
+    assert not np.allclose(plain.predict_proba(X), clf.predict_proba(X))
+    # nothing to refit without early stopping, nor when a warm start continues
+    rows.clear()
+    LRClassifier(random_state=0, early_stopping=False, max_epochs=2).fit(X, y)
+    warm = LRClassifier(random_state=0, warm_start=True, max_epochs=2).fit(X, y)
+    assert rows == [1500, 1350, 1500]
+    warm.fit(X, y)
+    assert rows[3:] == [1350]
+
+
+def test_the_models_without_an_mlp_refit_by_default():
+    refitting = {cls.__name__ for cls in skctr.all_classifiers() if cls().get_params()["refit"]}
+    assert refitting == REFIT_BY_DEFAULT
 
 
 def test_auto_early_stopping_from_800_rows_and_auto_epoch_cap(criteo):

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +78,12 @@ class TrainState:
     optimizers: list[torch.optim.Optimizer]
     epochs_done: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The step multiplier of each epoch that led to the weights the last call kept, in
+    #: order: epochs undone by going back to a better epoch are not in it. Replaying it
+    #: from a fresh start (``TrainConfig.refit_path``) retraces the same path.
+    path: list[float] = field(default_factory=list)
+    #: Whether the last call stopped on ``KeyboardInterrupt``.
+    interrupted: bool = False
 
 
 def make_optimizers(
@@ -239,6 +245,10 @@ class TrainConfig:
     #: best weights and multiplies every step by ``step_decay`` instead of stopping.
     step_decays: int = 0
     step_decay: float = 0.2
+    #: A refit (no validation rows): one pass per entry of an earlier call's
+    #: ``TrainState.path``, every step multiplied by it (``max_epochs`` is then ignored);
+    #: each record is marked ``"refit": True``.
+    refit_path: Sequence[float] | None = None
 
 
 def clip_gradients(core: nn.Module, max_norm: float) -> None:
@@ -396,6 +406,8 @@ def train(
     weights of the last good epoch and warns.
     ``KeyboardInterrupt`` stops training the same way, keeping the best weights seen so
     far. ``config.on_epoch_end`` is called with each recorded epoch (checkpoints).
+    ``state.path`` is left with the step multiplier of each epoch behind the weights kept;
+    a refit (``config.refit_path``, no ``val``) replays such a path, one pass per entry.
 
     Parameters
     ----------
@@ -422,6 +434,7 @@ def train(
         ``state``, with the new epochs in ``state.history``.
     """
     n = data.num_rows
+    state.interrupted = False
     targets = torch.as_tensor(y, dtype=torch.float32)
     weights = torch.as_tensor(sample_weight, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
@@ -429,13 +442,21 @@ def train(
     decays, decayed_at, scale = 0, None, 1.0  # decayed_at: the epoch of the last reduction
     steps = [[group["lr"] for group in opt.param_groups] for opt in state.optimizers]
     good_state, good_epoch = copy.deepcopy(core.state_dict()), state.epochs_done
+    scales = list(config.refit_path) if config.refit_path is not None else None
+    if scales is not None and val is not None:
+        raise ValueError("train: a refit_path is replayed without validation rows.")
+    path: list[float] = []  # the scales of the epochs behind the current weights
+    best_path: list[float] = []
     progress = None
     if config.verbose:
         from tqdm.auto import tqdm
 
         progress = tqdm
     try:
-        for _ in range(config.max_epochs):
+        for index in range(config.max_epochs if scales is None else len(scales)):
+            if scales is not None and scales[index] != scale:
+                scale = scales[index]
+                _scale_steps(state.optimizers, steps, scale)
             epoch = state.epochs_done + 1
             started = time.perf_counter()
             core.train()
@@ -478,9 +499,13 @@ def train(
                 )
                 break
             state.epochs_done = epoch
+            path.append(scale)
             if val is not None:
                 record.update(_validation_metrics(core, val))
+            if val is not None:
                 record["step_scale"] = scale
+            if scales is not None:
+                record.update(step_scale=scale, refit=True)
             record["time"] = time.perf_counter() - started
             state.history.append(record)
             if config.verbose:
@@ -497,6 +522,7 @@ def train(
                 best_loss, stale = record["val_logloss"], 0
                 best_state = copy.deepcopy(core.state_dict())
                 good_state, good_epoch = best_state, epoch
+                best_path = list(path)
             else:
                 stale += 1
                 if stale >= config.n_iter_no_change:
@@ -507,6 +533,7 @@ def train(
                         break
                     # a plateau: go on from the best epoch with smaller steps
                     core.load_state_dict(best_state if best_state is not None else good_state)
+                    path = list(best_path)
                     scale *= config.step_decay
                     _scale_steps(state.optimizers, steps, scale)
                     decays, decayed_at, stale = decays + 1, epoch, 0
@@ -516,6 +543,7 @@ def train(
                             f"epochs; back to the best one, steps x {scale:g}"
                         )
     except KeyboardInterrupt:
+        state.interrupted = True
         warnings.warn(
             f"{config.owner}: training interrupted in epoch {state.epochs_done + 1}; "
             "the model keeps the best weights seen so far.",
@@ -528,6 +556,7 @@ def train(
             core.load_state_dict(best_state)
     finally:
         _scale_steps(state.optimizers, steps, 1.0)  # the steps the call was given
+    state.path = best_path if best_state is not None else path
     core.eval()
     return state
 

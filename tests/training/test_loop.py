@@ -181,6 +181,38 @@ def test_a_plateau_goes_on_from_the_best_epoch_with_smaller_steps():
     # with more reductions allowed it stops there too: the second found no better epoch
     _, more, _, _ = _train_recording(5, data, y, (val, yv))
     assert [h["val_logloss"] for h in more.history] == losses
+    # the path to the kept weights: epochs 1-3 at full steps, then epoch 6 at x 0.2 (4 and
+    # 5 were undone by the first plateau, 7-10 by the second and by the end)
+    assert state.path == pytest.approx([1.0, 1.0, 1.0, 0.2])
+    assert plain.path == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_a_refit_replays_a_path_with_its_steps():
+    rng = np.random.default_rng(3)
+    data, y = _batch(256, rng), rng.integers(0, 2, 256).astype(np.float32)
+    torch.manual_seed(0)
+    core = _Core(SCHEMA)
+    state = TrainState(make_optimizers(core, 0.05, 0.1))
+    seen = []
+    config = _config(max_epochs=50, refit_path=[1.0, 1.0, 0.2])
+    config.on_epoch_end = lambda record: seen.append(
+        sorted({round(g["lr"], 12) for o in state.optimizers for g in o.param_groups})
+    )
+    train(core, data, y, np.ones(256), state, config, torch.Generator().manual_seed(0))
+    assert [(h["step_scale"], h["refit"]) for h in state.history] == [
+        (1.0, True),
+        (1.0, True),
+        (0.2, True),
+    ]
+    assert "val_logloss" not in state.history[0]
+    assert seen == [[0.05, 0.1], [0.05, 0.1], [0.01, 0.02]]
+    assert state.path == pytest.approx([1.0, 1.0, 0.2])
+    # the steps are given back as they were
+    assert {g["lr"] for o in state.optimizers for g in o.param_groups} == {0.05, 0.1}
+    with pytest.raises(ValueError, match="refit_path"):
+        train(
+            core, data, y, np.ones(256), state, config, torch.Generator(), (data, y, np.ones(256))
+        )
 
 
 def test_predictions_do_not_depend_on_the_rows_scored_together():
