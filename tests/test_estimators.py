@@ -12,6 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from skctr import CTRFeatureTransformer, all_classifiers
+from tests.frames import as_stored
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_dirty_rows_give_finite_predictions(cls, frame):
         {  # columns reordered; every value unseen, missing, extreme or odd
             "hist_item_id": [None, [], list(range(500)), [10**12, -1], "3|4", [2**70]],
             "price": pd.Series([np.nan, np.inf, -np.inf, 1e300, None, -1e300], dtype=object),
-            "user": ["unseen", None, "", "🙂", "\ud800", "a"],
+            "user": as_stored(["unseen", None, "", "🙂", "\ud800", "a"]),
             "item_id": pd.Series([10**12, -1, 2**70, None, 3.0, "7"], dtype=object),
         }
     )

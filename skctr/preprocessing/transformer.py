@@ -420,15 +420,18 @@ def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.S
             f"{separator!r}-delimited strings (or None for empty); got {type(example).__name__} "
             f"{example!r}."
         )
-    items = values.explode()
-    items = items[items.notna()]
-    if len(items) and items.map(lambda v: isinstance(v, str)).any():
-        items = items[items.map(lambda v: v != "")]
-    rows = items.index.to_numpy(dtype=np.int64)
+    # flattened by hand: Series.explode infers the items' dtype, which pandas cannot always
+    # store (see _item_series)
+    parts = [v if _is_listlike(v) else () for v in values.to_numpy(dtype=object)]
+    counts = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    items = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=counts.sum())
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    keep = pd.notna(items)
+    if any(isinstance(v, str) for v in items[keep]):
+        keep &= np.array([v != "" for v in items], dtype=bool)
+    items, rows = items[keep], rows[keep]
     lengths = np.bincount(rows, minlength=n).astype(np.int64)
-    items = pd.Series(items.to_numpy(), index=rows)
-    items = items.infer_objects()
-    return items, lengths
+    return _item_series(items, rows), lengths
 
 
 def _split_delimited(values: pd.Series, separator: str) -> tuple[pd.Series, np.ndarray] | None:
@@ -447,7 +450,18 @@ def _split_delimited(values: pd.Series, separator: str) -> tuple[pd.Series, np.n
     keep = flat != ""
     flat, rows = flat[keep], rows[keep]
     lengths = np.bincount(rows, minlength=len(parts)).astype(np.int64)
-    return pd.Series(flat, index=rows).infer_objects(), lengths
+    return _item_series(flat, rows), lengths
+
+
+def _item_series(items: np.ndarray, rows: np.ndarray) -> pd.Series:
+    """The items of sequences (an object array) indexed by their rows, in the dtype pandas
+    infers for them, or as an object column where pandas cannot store that dtype: with
+    pyarrow installed its ``str`` dtype keeps text as UTF-8, which has no lone surrogates
+    (``"\\ud800"``)."""
+    try:
+        return pd.Series(items, index=rows).infer_objects()
+    except UnicodeEncodeError:
+        return pd.Series(items, index=rows, dtype=object)
 
 
 def _to_numbers(values: pd.Series) -> pd.Series:

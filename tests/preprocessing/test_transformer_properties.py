@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import skctr
 from skctr import CTRFeatureTransformer
 from skctr.preprocessing.schema import NUM_RESERVED, EncodedBatch
+from tests.frames import as_stored
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -82,7 +83,7 @@ def dirty_frames(draw: st.DrawFn) -> pd.DataFrame:
     if draw(st.booleans()):
         # a delimited-string history of the first column shares its vocabulary
         history = st.one_of(st.none(), st.lists(TEXT, max_size=4).map("|".join))
-        frame[f"hist_{names[0]}"] = draw(st.lists(history, min_size=n, max_size=n))
+        frame[f"hist_{names[0]}"] = as_stored(draw(st.lists(history, min_size=n, max_size=n)))
     return frame
 
 
