@@ -414,7 +414,8 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
                 init_intercept(self.core_, base_rate_logit(targets, weights))
             else:
                 self._resume()
-            data = every_row = to_tensors(encoded)
+            data = to_tensors(encoded)
+            every_row = (data, targets, weights)  # what a refit trains on
             val = None
             if self._use_early_stopping(n, targets):
                 tr, va = train_test_split(
@@ -433,9 +434,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             config.on_epoch_end = self._checkpoint_writer()
             train(self.core_, data, targets, weights, self._state, config, generator, val)
             if self.refit and val is not None and not continuing and not self._state.interrupted:
-                self._refit(
-                    every_row, self._binary_targets(y), self._sample_weight(sample_weight, n), seed
-                )
+                self._refit(*every_row, seed)
         return self
 
     def _refit(

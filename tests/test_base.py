@@ -530,6 +530,13 @@ def test_keyboard_interrupt_keeps_a_usable_model_with_history(logs):
     with pytest.warns(RuntimeWarning, match="interrupted in epoch 3"):
         clf.fit(X, y)  # 3 batches per epoch: interrupted in the 2nd batch of epoch 3
     assert [h["epoch"] for h in clf.history_] == [1, 2]
+    # an interrupted fit is not followed by a refit
+    refitting = {**params, "early_stopping": True, "refit": True, "max_epochs": 5}
+    stopped = CTRClassifier(**refitting, core_params={"interrupt_at": 3 * 2 + 2})
+    with pytest.warns(RuntimeWarning, match="interrupted in epoch 3"):
+        stopped.fit(X, y)
+    assert [h["epoch"] for h in stopped.history_] == [1, 2]
+    assert not any(h.get("refit") for h in stopped.history_)
     two_epochs = CTRClassifier(**params, max_epochs=2).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), two_epochs.predict_proba(X))
 

@@ -104,23 +104,23 @@ def test_first_order_weights_take_their_own_step():
     }
 
 
-def test_early_stopping_restores_the_best_epoch():
-    torch.manual_seed(0)
-    rng = np.random.default_rng(3)
-    core = _Core(SCHEMA)
+def _early_stopped(core, seed: int, max_epochs: int):
+    """Train ``core`` on 256 random rows with early stopping on 64 more; return the state,
+    the training rows and the validation rows and targets."""
+    rng = np.random.default_rng(seed)
     data, val = _batch(256, rng), _batch(64, rng)
     y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
     state = TrainState(make_optimizers(core, 0.05))
-    train(
-        core,
-        data,
-        y,
-        np.ones(256),
-        state,
-        _config(max_epochs=15, n_iter_no_change=3),
-        torch.Generator().manual_seed(0),
-        (val, yv, np.ones(64)),
-    )
+    config = _config(max_epochs=max_epochs, n_iter_no_change=3)
+    generator = torch.Generator().manual_seed(0)
+    train(core, data, y, np.ones(256), state, config, generator, (val, yv, np.ones(64)))
+    return state, data, val, yv
+
+
+def test_early_stopping_restores_the_best_epoch():
+    torch.manual_seed(0)
+    core = _Core(SCHEMA)
+    state, _, val, yv = _early_stopped(core, 3, max_epochs=15)
     losses = [h["val_logloss"] for h in state.history]
     from sklearn.metrics import log_loss
 
@@ -326,21 +326,8 @@ def test_training_keeps_the_statistics_of_the_weights_it_returns():
     # with stale running averages the weights of the best epoch would be evaluated with the
     # statistics of the steps before it
     torch.manual_seed(0)
-    rng = np.random.default_rng(7)
     core = _Normalised()
-    data, val = _batch(256, rng), _batch(64, rng)
-    y, yv = rng.integers(0, 2, 256).astype(np.float32), rng.integers(0, 2, 64).astype(np.float32)
-    state = TrainState(make_optimizers(core, 0.05))
-    train(
-        core,
-        data,
-        y,
-        np.ones(256),
-        state,
-        _config(max_epochs=8, n_iter_no_change=3),
-        torch.Generator().manual_seed(0),
-        (val, yv, np.ones(64)),
-    )
+    _, data, _, _ = _early_stopped(core, 7, max_epochs=8)
     # batches of equal size: the average of the batch means is the mean over every row
     expected = _batch_statistics(core, data, torch.arange(256), 256)
     torch.testing.assert_close(core.norm.running_mean, expected["norm"][0], atol=1e-5, rtol=0)
