@@ -356,10 +356,13 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         except Exception:  # a user core doing real work in __init__
             return self._schema.embedding_rows * int(getattr(self, "embedding_dim", 1)) * 4
 
-    def _build(self, seed: int) -> None:
+    def _build(self, seed: int, targets: np.ndarray, weights: np.ndarray) -> None:
+        """A fresh core (seeded), its optimisers and an empty history, its output started
+        at the click rate of ``targets``."""
         self._check_memory()
         torch.manual_seed(seed)
         self.core_ = self._core_class()(self._schema, **self._core_kwargs()).to(self._device)
+        init_intercept(self.core_, base_rate_logit(targets, weights))
         self._state = TrainState(make_optimizers(self.core_, *self._learning_rates()))
         self.history_ = self._state.history
 
@@ -410,8 +413,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         with torch_threads(self.n_jobs), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if not continuing:
-                self._build(seed)
-                init_intercept(self.core_, base_rate_logit(targets, weights))
+                self._build(seed, targets, weights)
             else:
                 self._resume()
             data = to_tensors(encoded)
@@ -444,8 +446,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         path, history, done = list(self._state.path), self._state.history, self._state.epochs_done
         if not path:  # no epoch was kept (e.g. the first one diverged)
             return
-        self._build(seed)
-        init_intercept(self.core_, base_rate_logit(targets, weights))
+        self._build(seed, targets, weights)
         generator = torch.Generator().manual_seed(seed)
         self._pretrain(data, targets, weights, generator)
         # one history and one epoch count: the refit's passes (and checkpoints) come after
@@ -496,8 +497,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         with torch_threads(self.n_jobs), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if first:
-                self._build(seed)
-                init_intercept(self.core_, base_rate_logit(targets, weights))
+                self._build(seed, targets, weights)
             else:
                 self._resume()
             config = self._config()

@@ -22,9 +22,7 @@ import numpy as np
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..nn.activation import Dice
 from ..nn.embedding import TensorBatch
 from ..preprocessing.schema import EncodedBatch
 from .optim import LazyAdam
@@ -279,11 +277,16 @@ STATISTICS_ROWS = 8_192
 
 
 def _normalising_modules(core: nn.Module) -> list[nn.Module]:
-    """The modules of ``core`` that keep running batch statistics for evaluation."""
+    """The modules of ``core`` that keep running batch statistics for evaluation: those
+    with batch normalisation's protocol (``reset_running_stats`` and a ``momentum`` that
+    None turns into a plain average), as ``nn.BatchNorm*``, the instance norms that
+    track statistics and :class:`~skctr.nn.Dice` have."""
     return [
         m
         for m in core.modules()
-        if (isinstance(m, _BatchNorm) and m.track_running_stats) or isinstance(m, Dice)
+        if callable(getattr(m, "reset_running_stats", None))
+        and hasattr(m, "momentum")
+        and getattr(m, "track_running_stats", True)
     ]
 
 
@@ -502,10 +505,10 @@ def train(
             path.append(scale)
             if val is not None:
                 record.update(_validation_metrics(core, val))
-            if val is not None:
+            if val is not None or scales is not None:
                 record["step_scale"] = scale
             if scales is not None:
-                record.update(step_scale=scale, refit=True)
+                record["refit"] = True
             record["time"] = time.perf_counter() - started
             state.history.append(record)
             if config.verbose:
