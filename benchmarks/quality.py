@@ -36,8 +36,9 @@ Protocols:
 * ``movielens``: ml-latest-small split by time (the latest 20 % of the ratings are the test
   rows), ``rating >= 4`` is a click, with ``genres`` and the user's earlier positive items
   (``hist_movieId``) as sequences; DIN attends to the history. "DeepFM (no history)" is
-  DeepFM without ``hist_movieId``: the baseline DIN's history must beat. One split, so the
-  "± std" there is 0.
+  DeepFM without ``hist_movieId``: the baseline DIN's history must beat. The one split is
+  fitted ``--repeats`` times, each with its own seed (as the k-fold sets' folds are), so the
+  "± std" there is over seeds: a model's figures on this split move with its seed.
 
 Metrics: AUC, log-loss and the expected calibration error (ECE: 15 equal-width bins of the
 predicted probability, the bins' |mean prediction - click rate| weighted by their rows),
@@ -147,14 +148,15 @@ def folds_of(data: dict, n_splits: int, n_repeats: int, seed: int) -> list[tuple
     Returns
     -------
     list of (ndarray, ndarray)
-        Repeated stratified k-fold over all rows, or MovieLens' one temporal split.
+        Repeated stratified k-fold over all rows, or MovieLens' one temporal split once
+        per repeat (each fold is fitted with its own seed, so these differ by seed alone).
     """
     import numpy as np
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     if data["n_train"] is not None:
         n = len(data["y"])
-        return [(np.arange(data["n_train"]), np.arange(data["n_train"], n))]
+        return [(np.arange(data["n_train"]), np.arange(data["n_train"], n))] * n_repeats
     splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     return list(splitter.split(np.zeros(len(data["y"])), data["y"]))
 
@@ -236,6 +238,7 @@ def worker_prepare(spec: dict) -> dict:
         n_rows=len(full["y"]),
         ctr=round(float(full["y"].mean()), 4),
         n_folds=len(folds),
+        temporal=full["n_train"] is not None,
         variants=sorted(variants),
         has_dense=bool(full["kinds"]["dense_features"]),
     )
@@ -535,10 +538,10 @@ def protocol(summary: dict, dataset: str) -> str:
     meta = summary["datasets"].get(dataset, {})
     if "n_rows" not in meta:
         return "preparation failed"
-    if meta["n_folds"] == 1:
+    if meta.get("temporal", meta["n_folds"] == 1):
         return (
-            f"{meta['n_train']:,} training / {meta['n_test']:,} test rows, split by time "
-            f"(one split: the ± is 0)"
+            f"{meta['n_train']:,} training / {meta['n_test']:,} test rows, split by time; "
+            f"the one split fitted with {meta['n_folds']} seeds: mean ± std over the seeds"
         )
     cfg = summary["config"]
     return (
