@@ -4,7 +4,7 @@
 Run from the repository root, after ``pip install -e '.[bench]'`` (LightGBM) and
 ``bash benchmarks/peer_env.sh`` (which creates ``.venv-peer/`` with the peer)::
 
-    python benchmarks/quality.py            # about 40 min on 2 busy cores; --no-peer: less
+    python benchmarks/quality.py            # about 65 min on 2 busy cores; --no-peer: less
 
 Each skctr classifier is built with its default parameters, given only the column kinds
 (``features=CTRFeatureTransformer(sparse_features=..., dense_features=...,
@@ -37,8 +37,9 @@ Protocols:
   rows), ``rating >= 4`` is a click, with ``genres`` and the user's earlier positive items
   (``hist_movieId``) as sequences; DIN attends to the history. "DeepFM (no history)" is
   DeepFM without ``hist_movieId``: the baseline DIN's history must beat. The one split is
-  fitted ``--repeats`` times, each with its own seed (as the k-fold sets' folds are), so the
-  "± std" there is over seeds: a model's figures on this split move with its seed.
+  fitted ``--temporal-repeats`` times (4 by default), each with its own seed (as the k-fold
+  sets' folds are), so the "± std" there is over seeds: a model's figures on this split
+  move with its seed by up to about 0.01 AUC.
 
 Metrics: AUC, log-loss and the expected calibration error (ECE: 15 equal-width bins of the
 predicted probability, the bins' |mean prediction - click rate| weighted by their rows),
@@ -142,21 +143,28 @@ def without_history(data: dict) -> dict:
     return {**data, "X": X, "kinds": kinds}
 
 
-def folds_of(data: dict, n_splits: int, n_repeats: int, seed: int) -> list[tuple]:
+def folds_of(
+    data: dict, n_splits: int, n_repeats: int, seed: int, temporal_repeats: int | None = None
+) -> list[tuple]:
     """Training and test row indices of every fold.
+
+    ``temporal_repeats`` (default: ``n_repeats``) is how many times MovieLens' one temporal
+    split is listed.
 
     Returns
     -------
     list of (ndarray, ndarray)
-        Repeated stratified k-fold over all rows, or MovieLens' one temporal split once
-        per repeat (each fold is fitted with its own seed, so these differ by seed alone).
+        Repeated stratified k-fold over all rows, or MovieLens' one temporal split
+        ``temporal_repeats`` times (each fold is fitted with its own seed, so these differ
+        by seed alone).
     """
     import numpy as np
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     if data["n_train"] is not None:
         n = len(data["y"])
-        return [(np.arange(data["n_train"]), np.arange(data["n_train"], n))] * n_repeats
+        split = (np.arange(data["n_train"]), np.arange(data["n_train"], n))
+        return [split] * (n_repeats if temporal_repeats is None else temporal_repeats)
     splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     return list(splitter.split(np.zeros(len(data["y"])), data["y"]))
 
@@ -196,7 +204,7 @@ def scores(y_true, proba) -> dict:
 def fold_context(spec: dict) -> tuple[dict, list]:
     """The dataset (without history for the no-history row) and its folds, in a worker."""
     data = load_dataset(spec["dataset"])
-    folds = folds_of(data, spec["folds"], spec["repeats"], spec["seed"])
+    folds = folds_of(data, spec["folds"], spec["repeats"], spec["seed"], spec["temporal_repeats"])
     if spec.get("model") == NO_HISTORY:
         data = without_history(data)
     return data, folds
@@ -214,7 +222,7 @@ def worker_prepare(spec: dict) -> dict:
     from skctr import CTRFeatureTransformer
 
     full = load_dataset(spec["dataset"])
-    folds = folds_of(full, spec["folds"], spec["repeats"], spec["seed"])
+    folds = folds_of(full, spec["folds"], spec["repeats"], spec["seed"], spec["temporal_repeats"])
     variants = {"full": full}
     if full["kinds"]["sequence_features"] and any(
         c.startswith("hist_") for c in full["kinds"]["sequence_features"]
@@ -629,6 +637,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default="", help="comma list of row names (default: all)")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--temporal-repeats",
+        type=int,
+        default=4,
+        help="fits (seeds) of MovieLens' one temporal split (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--peer-python",
@@ -682,6 +696,7 @@ def main(argv: list[str] | None = None) -> None:
             "datasets": datasets,
             "folds": args.folds,
             "repeats": args.repeats,
+            "temporal_repeats": args.temporal_repeats,
             "seed": args.seed,
             "threads": 1,
             "ece_bins": ECE_BINS,
@@ -694,6 +709,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     workdir = tempfile.mkdtemp(prefix="skctr_quality_bench_")
     base = {"workdir": workdir, "threads": 1, "folds": args.folds, "repeats": args.repeats}
+    base["temporal_repeats"] = args.temporal_repeats
     base["seed"] = args.seed
     try:
         for dataset in datasets:
