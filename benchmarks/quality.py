@@ -546,7 +546,7 @@ def protocol(summary: dict, dataset: str) -> str:
     meta = summary["datasets"].get(dataset, {})
     if "n_rows" not in meta:
         return "preparation failed"
-    if meta.get("temporal", meta["n_folds"] == 1):
+    if meta.get("temporal"):
         return (
             f"{meta['n_train']:,} training / {meta['n_test']:,} test rows, split by time; "
             f"the one split fitted with {meta['n_folds']} seeds: mean ± std over the seeds"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -403,7 +403,6 @@ def _fit_vocabulary(
 
 def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.Series, np.ndarray]:
     """Flatten a multi-valued column: (items with the row position as index, lengths)."""
-    n = len(series)
     values = series.reset_index(drop=True)
     fast = _split_delimited(values, separator)
     if fast is not None:
@@ -423,15 +422,15 @@ def _split_sequences(series: pd.Series, separator: str, name: str) -> tuple[pd.S
     # flattened by hand: Series.explode infers the items' dtype, which pandas cannot always
     # store (see _item_series)
     parts = [v if _is_listlike(v) else () for v in values.to_numpy(dtype=object)]
-    counts = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-    items = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=counts.sum())
-    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    return _flattened(parts, _present_items)
+
+
+def _present_items(items: np.ndarray) -> np.ndarray:
+    """Which of the items (an object array) are neither missing nor empty strings."""
     keep = pd.notna(items)
     if any(isinstance(v, str) for v in items[keep]):
         keep &= np.array([v != "" for v in items], dtype=bool)
-    items, rows = items[keep], rows[keep]
-    lengths = np.bincount(rows, minlength=n).astype(np.int64)
-    return _item_series(items, rows), lengths
+    return keep
 
 
 def _split_delimited(values: pd.Series, separator: str) -> tuple[pd.Series, np.ndarray] | None:
@@ -444,13 +443,20 @@ def _split_delimited(values: pd.Series, separator: str) -> tuple[pd.Series, np.n
     if pd.api.types.infer_dtype(raw[~missing], skipna=True) not in ("string", "empty"):
         return None
     parts = [v.split(separator) if v else [] for v in np.where(missing, "", raw)]
+    return _flattened(parts, lambda items: items != "")
+
+
+def _flattened(
+    parts: list, keep: Callable[[np.ndarray], np.ndarray]
+) -> tuple[pd.Series, np.ndarray]:
+    """Every row's items (``parts``, one sized iterable per row) as one series indexed by
+    the row, without the items ``keep`` rejects, and each row's count of those kept."""
     counts = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-    flat = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=counts.sum())
+    items = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=counts.sum())
     rows = np.repeat(np.arange(len(parts), dtype=np.int64), counts)
-    keep = flat != ""
-    flat, rows = flat[keep], rows[keep]
-    lengths = np.bincount(rows, minlength=len(parts)).astype(np.int64)
-    return _item_series(flat, rows), lengths
+    kept = keep(items)
+    items, rows = items[kept], rows[kept]
+    return _item_series(items, rows), np.bincount(rows, minlength=len(parts)).astype(np.int64)
 
 
 def _item_series(items: np.ndarray, rows: np.ndarray) -> pd.Series:
