@@ -164,6 +164,27 @@ TRAINING_PARAMS: tuple[Param, ...] = (
         model.""",
     ),
     Param(
+        "linear_fallback",
+        False,
+        ["boolean"],
+        "bool",
+        """With early stopping, also train the model's logistic regression (the
+        :class:`LRClassifier` model: one weight per category, per dense field and per
+        sequence item) on the same rows, with the same validation split, this estimator's
+        training parameters and the step of its first-order weights (3 x
+        ``learning_rate`` unless ``linear_learning_rate`` says otherwise), and keep
+        whichever of the two has the lower validation log-loss (the model, unless the
+        logistic regression is lower by more than 1e-4). Where the model's interaction
+        parts learn nothing that the held-out rows can see (typically a few thousand
+        training rows), the estimator is then that logistic regression, refitted on every
+        row as :class:`LRClassifier` is by default, instead of a model that scores below
+        it. ``linear_fallback_`` says which was kept, and ``history_`` lists the logistic
+        regression's epochs marked ``"linear": True``. It adds the logistic regression's
+        training time (cheaper per pass than the model's); set False to train the model
+        alone. Nothing happens without early stopping, or when ``warm_start`` continues a
+        fitted model.""",
+    ),
+    Param(
         "n_iter_no_change",
         2,
         [_POS_INT],

@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 from torch import nn
 
 from ._params import MODEL_PARAMS, TRAINING_PARAMS, Param, build_init, params_docstring
+from .cores.linear import LogisticRegression
 from .nn.embedding import TensorBatch
 from .preprocessing.schema import EncodedBatch
 from .preprocessing.transformer import CTRFeatureTransformer
@@ -78,6 +79,9 @@ _ATTRIBUTES = """    Attributes
         One record per epoch: ``epoch``, ``train_loss``, ``time`` and, with early stopping,
         ``val_logloss``, ``val_auc`` and ``step_scale`` (1, or 0.2 and 0.04 after the
         plateaus that sent training back to the best epoch with smaller steps).
+    linear_fallback_ : bool
+        Whether ``linear_fallback`` replaced the model by its logistic regression, which
+        ``core_`` then is (a :class:`~skctr.cores.LogisticRegression`).
     n_features_in_ : int
         Number of input columns seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -111,7 +115,9 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
     ``__init__(schema, *, ...)`` takes hyper-parameters as keyword-only arguments and whose
     ``forward(batch)`` returns logits of shape (B,)) and the parameters it adds to the shared
     ones (``_model_params``), and may change the default of a shared training parameter
-    (``_training_defaults``, name to value, added to its parents' own). Its ``__init__``,
+    (``_training_defaults``, name to value, added to its parents' own), and leave out
+    shared training parameters that mean nothing for it (``_omitted_params``). Its
+    ``__init__``,
     ``_parameter_constraints`` and the Parameters section of its docstring (the
     ``{parameters}`` placeholder) are generated from those and from :mod:`skctr._params`.
     Estimator parameters whose names match the core's keyword-only arguments are passed to
@@ -125,6 +131,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
     _core: ClassVar[type[nn.Module] | None] = None
     _model_params: ClassVar[tuple[Param, ...]] = MODEL_PARAMS
     _training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    _omitted_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,6 +151,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         training = tuple(
             dataclasses.replace(p, default=defaults[p.name]) if p.name in defaults else p
             for p in TRAINING_PARAMS
+            if p.name not in cls._omitted_params
         )
         params = (*cls._model_params, *training)
         cls.__init__ = build_init(params)  # type: ignore[method-assign]
@@ -152,10 +160,18 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             cls.__doc__ = cls.__doc__.replace("    {parameters}\n", params_docstring(params))
         if cls.__doc__ and "{attributes}" in cls.__doc__:
             core = cls._core.__name__ if cls._core is not None else "torch.nn.Module"
-            cls.__doc__ = cls.__doc__.replace("    {attributes}\n", _ATTRIBUTES.format(core=core))
+            attributes = _ATTRIBUTES.format(core=core)
+            if "linear_fallback" not in {p.name for p in params}:
+                start = attributes.index("    linear_fallback_")
+                attributes = (
+                    attributes[:start] + attributes[attributes.index("    n_features_in_") :]
+                )
+            cls.__doc__ = cls.__doc__.replace("    {attributes}\n", attributes)
 
     # ---------------------------------------------------------------- helpers
     def _core_class(self) -> type[nn.Module]:
+        if getattr(self, "linear_fallback_", False):
+            return LogisticRegression
         core = self._core if self._core is not None else getattr(self, "core", None)
         if not (isinstance(core, type) and issubclass(core, nn.Module)):
             raise ValueError(
@@ -174,7 +190,8 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             for name, p in sig.parameters.items()
             if p.kind == p.KEYWORD_ONLY and name in params
         }
-        kwargs.update(params.get("core_params") or {})
+        if not getattr(self, "linear_fallback_", False):
+            kwargs.update(params.get("core_params") or {})
         return kwargs
 
     def _check_extra_params(self) -> None:
@@ -292,13 +309,19 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
 
         Only estimators whose model adds a first-order term to other parts have a
         ``linear_learning_rate``; in the others (LR, whose weights are all first-order, and
-        the models without one) every weight takes ``learning_rate``.
+        the models without one) every weight takes ``learning_rate``. The logistic
+        regression of ``linear_fallback`` takes the first-order step of the model (3 x
+        ``learning_rate`` where it has no ``linear_learning_rate``), LRClassifier's
+        default step when the model's are the defaults.
         """
         linear = getattr(self, "linear_learning_rate", None)
-        if linear is None:
+        fallback = getattr(self, "linear_fallback_", False)
+        if linear is None and not fallback:
             return self.learning_rate, self.learning_rate
-        if linear == "auto":
+        if linear in (None, "auto"):
             linear = _AUTO_LINEAR_STEP * self.learning_rate
+        if fallback:  # the linear fallback: every weight is first-order
+            return float(linear), float(linear)
         return self.learning_rate, float(linear)
 
     def _checkpoint_writer(self) -> Callable[[dict[str, Any]], None] | None:
@@ -413,6 +436,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         with torch_threads(self.n_jobs), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if not continuing:
+                self.linear_fallback_ = False
                 self._build(seed, targets, weights)
             else:
                 self._resume()
@@ -435,9 +459,57 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             config = self._config(early_stopping=val is not None)
             config.on_epoch_end = self._checkpoint_writer()
             train(self.core_, data, targets, weights, self._state, config, generator, val)
-            if self.refit and val is not None and not continuing and not self._state.interrupted:
+            if val is None or continuing or self._state.interrupted:
+                return self
+            if getattr(self, "linear_fallback", False):
+                self._try_linear(data, targets, weights, val, every_row, seed)
+                if self._state.interrupted:
+                    return self
+            if self.linear_fallback_ or self.refit:  # the fallback refits as LRClassifier does
                 self._refit(*every_row, seed)
         return self
+
+    def _try_linear(
+        self,
+        data: TensorBatch,
+        targets: np.ndarray,
+        weights: np.ndarray,
+        val: tuple[TensorBatch, np.ndarray, np.ndarray],
+        every_row: tuple[TensorBatch, np.ndarray, np.ndarray],
+        seed: int,
+    ) -> None:
+        """Train the logistic regression of ``linear_fallback`` as ``fit`` trains the model
+        (same rows, split and seed; its intercept started at the click rate of every row,
+        as the model's was) and keep it if its validation log-loss is lower by more than
+        the early-stopping tolerance."""
+        model = (self.core_, self._state)
+        history, done = self._state.history, self._state.epochs_done
+        self.linear_fallback_ = True
+        self._build(seed, *every_row[1:])
+        # one history and one epoch count, as a refit's (the checkpoints' names go on)
+        self._state.history, self._state.epochs_done, self.history_ = history, done, history
+        config = self._config(early_stopping=True)
+        config.marks = {"linear": True}
+        config.on_epoch_end = self._checkpoint_writer()
+        generator = torch.Generator().manual_seed(seed)
+        train(self.core_, data, targets, weights, self._state, config, generator, val)
+        inf = float("inf")
+        linear_loss, model_loss = self._state.val_logloss, model[1].val_logloss
+        better = (linear_loss if linear_loss is not None else inf) < (
+            model_loss if model_loss is not None else inf
+        ) - config.tol
+        if self.verbose:
+            kept = "the logistic regression" if better else "the model"
+            print(
+                f"{type(self).__name__}: validation log-loss {model_loss} (model), "
+                f"{linear_loss} (logistic regression): keeping {kept} (linear_fallback)"
+            )
+        if better and not self._state.interrupted:
+            return
+        model[1].epochs_done = self._state.epochs_done
+        model[1].interrupted = self._state.interrupted  # then fit does not refit either
+        self.core_, self._state = model
+        self.linear_fallback_ = False
 
     def _refit(
         self, data: TensorBatch, targets: np.ndarray, weights: np.ndarray, seed: int
@@ -448,11 +520,13 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             return
         self._build(seed, targets, weights)
         generator = torch.Generator().manual_seed(seed)
-        self._pretrain(data, targets, weights, generator)
+        if not self.linear_fallback_:
+            self._pretrain(data, targets, weights, generator)
         # one history and one epoch count: the refit's passes (and checkpoints) come after
         self._state.history, self._state.epochs_done, self.history_ = history, done, history
         config = self._config()
         config.refit_path = path
+        config.marks = {"linear": True} if self.linear_fallback_ else {}
         config.on_epoch_end = self._checkpoint_writer()
         train(self.core_, data, targets, weights, self._state, config, generator)
 
@@ -497,6 +571,7 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         with torch_threads(self.n_jobs), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if first:
+                self.linear_fallback_ = False
                 self._build(seed, targets, weights)
             else:
                 self._resume()

@@ -140,6 +140,7 @@ class LRClassifier(BaseCTRClassifier):
     _core = LogisticRegression
     _model_params = (SEQUENCE_POOLING,)
     _training_defaults = MappingProxyType({"learning_rate": 3e-3, "refit": True})
+    _omitted_params = frozenset({"linear_fallback"})  # it is the fallback
 
 
 class FMClassifier(BaseCTRClassifier):

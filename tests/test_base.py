@@ -29,12 +29,14 @@ from skctr import (
     CTRFeatureTransformer,
     DCNClassifier,
     DeepFMClassifier,
+    FMClassifier,
     LRClassifier,
     MLRClassifier,
 )
 from skctr.base import EmbeddingMemoryWarning
-from skctr.cores import FactorizationMachineModel
+from skctr.cores import FactorizationMachineModel, LogisticRegression
 from skctr.datasets import load_criteo_8k
+from tests.cores.planted import interaction_data
 
 #: The classifiers without an MLP: their validation loss is flat near its minimum
 REFIT_BY_DEFAULT = {"LRClassifier", "FMClassifier", "MLRClassifier", "AFMClassifier"}
@@ -197,6 +199,87 @@ def test_refit_trains_again_on_every_row_along_the_kept_path(criteo, monkeypatch
     assert rows == [1500, 1350, 1500]
     warm.fit(X, y)
     assert rows[3:] == [1350]
+
+
+class _Constant(torch.nn.Module):
+    """A core that can learn only its bias: any logistic regression validates better."""
+
+    def __init__(self, schema, *, scale=1.0):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(()))
+        self.scale = scale
+
+    def forward(self, batch):
+        return self.bias.expand(batch.num_rows) * self.scale
+
+
+def test_linear_fallback_keeps_the_logistic_regression_where_it_validates_better(criteo, tmp_path):
+    X, y = criteo
+    shared = {"random_state": 0, "batch_size": 128, "max_epochs": 40, "early_stopping": True}
+    clf = CTRClassifier(core=_Constant, core_params={"scale": 1.0}, linear_fallback=True, **shared)
+    clf.fit(X, y)
+    assert clf.linear_fallback_ is True
+    assert isinstance(clf.core_, LogisticRegression)
+    # it is LRClassifier with the same shared parameters: same split, seed, step and refit
+    lr = LRClassifier(**shared).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), lr.predict_proba(X))
+    model = [h for h in clf.history_ if not h.get("linear")]
+    linear = [h for h in clf.history_ if h.get("linear")]
+    assert model and linear and clf.history_ == model + linear  # the model's epochs first
+    losses = [(h["train_loss"], h.get("val_logloss")) for h in linear]
+    assert losses == [(h["train_loss"], h.get("val_logloss")) for h in lr.history_]
+    assert any(h.get("refit") for h in linear)  # refitted on every row, as LRClassifier is
+    assert [h["epoch"] for h in clf.history_] == list(range(1, len(clf.history_) + 1))
+    # it saves, loads, pickles and continues training as what it is
+    expected = clf.predict_proba(X.iloc[:50])
+    skctr.save(clf, tmp_path / "m.skctr")
+    loaded = skctr.load(tmp_path / "m.skctr", cores={"_Constant": _Constant})
+    assert loaded.linear_fallback_ is True
+    np.testing.assert_array_equal(loaded.predict_proba(X.iloc[:50]), expected)
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(clf)).predict_proba(X.iloc[:50]), expected
+    )
+    loaded.set_params(warm_start=True, max_epochs=1).fit(X, y)
+    assert isinstance(loaded.core_, LogisticRegression) and loaded.linear_fallback_ is True
+    assert not np.array_equal(loaded.predict_proba(X.iloc[:50]), expected)
+    # a fresh fit starts from the model again
+    clf.set_params(linear_fallback=False).fit(X, y)
+    assert clf.linear_fallback_ is False and isinstance(clf.core_, _Constant)
+    assert not any(h.get("linear") for h in clf.history_)
+
+
+def test_linear_fallback_keeps_the_model_where_it_validates_better():
+    X, y = interaction_data(2000, seed=0)  # a product of two columns: no main effects
+    clf = FMClassifier(random_state=0, embedding_dim=4, learning_rate=0.01, linear_fallback=True)
+    clf.fit(X, y)
+    assert clf.linear_fallback_ is False and not isinstance(clf.core_, LogisticRegression)
+    selection = [h for h in clf.history_ if not h.get("refit")]
+    model = [h for h in selection if not h.get("linear")]
+    linear = [h for h in selection if h.get("linear")]
+    assert min(h["val_logloss"] for h in model) < min(h["val_logloss"] for h in linear) - 0.05
+    # FM refits by default: the model, along its own path, after the linear candidate
+    refit = [h for h in clf.history_ if h.get("refit")]
+    assert refit and not any(h.get("linear") for h in refit)
+    assert clf.history_ == model + linear + refit
+
+
+def test_no_linear_fallback_without_early_stopping_or_by_default_or_for_lr(criteo):
+    X, y = criteo
+    clf = CTRClassifier(core=_Constant, random_state=0, early_stopping=False, max_epochs=2)
+    clf.set_params(linear_fallback=True).fit(X, y)
+    assert clf.linear_fallback_ is False and isinstance(clf.core_, _Constant)
+    assert not any(h.get("linear") for h in clf.history_)
+    default = CTRClassifier(core=_Constant, random_state=0, early_stopping=True, max_epochs=3)
+    default.fit(X, y)  # a model that learns nothing, kept: the fallback is asked for
+    assert default.linear_fallback_ is False and isinstance(default.core_, _Constant)
+    assert not any(h.get("linear") for h in default.history_)
+    assert "linear_fallback" not in LRClassifier().get_params()
+    assert "linear_fallback_" not in LRClassifier.__doc__
+    assert all(
+        cls().get_params()["linear_fallback"] is False and "linear_fallback_" in cls.__doc__
+        for cls in skctr.all_classifiers()
+        if cls is not LRClassifier
+    )
 
 
 def test_the_models_without_an_mlp_refit_by_default():

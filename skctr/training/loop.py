@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +82,9 @@ class TrainState:
     path: list[float] = field(default_factory=list)
     #: Whether the last call stopped on ``KeyboardInterrupt``.
     interrupted: bool = False
+    #: The validation log-loss of the weights the last call kept (None without validation
+    #: rows, or when no epoch was kept).
+    val_logloss: float | None = None
 
 
 def make_optimizers(
@@ -247,6 +250,9 @@ class TrainConfig:
     #: ``TrainState.path``, every step multiplied by it (``max_epochs`` is then ignored);
     #: each record is marked ``"refit": True``.
     refit_path: Sequence[float] | None = None
+    #: Entries added to every epoch's record (``{"linear": True}`` for the epochs of a
+    #: linear fallback).
+    marks: Mapping[str, Any] = field(default_factory=dict)
 
 
 def clip_gradients(core: nn.Module, max_norm: float) -> None:
@@ -509,6 +515,7 @@ def train(
                 record["step_scale"] = scale
             if scales is not None:
                 record["refit"] = True
+            record.update(config.marks)
             record["time"] = time.perf_counter() - started
             state.history.append(record)
             if config.verbose:
@@ -560,6 +567,7 @@ def train(
     finally:
         _scale_steps(state.optimizers, steps, 1.0)  # the steps the call was given
     state.path = best_path if best_state is not None else path
+    state.val_logloss = best_loss if val is not None and best_state is not None else None
     core.eval()
     return state
 

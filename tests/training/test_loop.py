@@ -126,6 +126,7 @@ def test_early_stopping_restores_the_best_epoch():
 
     p = 1 / (1 + np.exp(-predict_logits(core, val)))
     assert abs(log_loss(yv, p) - min(losses)) < 1e-6
+    assert state.val_logloss == min(losses)  # what the linear fallback compares
 
 
 def _train_recording(decays: int, data, y, val) -> tuple[_Core, TrainState, list, list]:
@@ -194,17 +195,17 @@ def test_a_refit_replays_a_path_with_its_steps():
     core = _Core(SCHEMA)
     state = TrainState(make_optimizers(core, 0.05, 0.1))
     seen = []
-    config = _config(max_epochs=50, refit_path=[1.0, 1.0, 0.2])
+    config = _config(max_epochs=50, refit_path=[1.0, 1.0, 0.2], marks={"linear": True})
     config.on_epoch_end = lambda record: seen.append(
         sorted({round(g["lr"], 12) for o in state.optimizers for g in o.param_groups})
     )
     train(core, data, y, np.ones(256), state, config, torch.Generator().manual_seed(0))
-    assert [(h["step_scale"], h["refit"]) for h in state.history] == [
-        (1.0, True),
-        (1.0, True),
-        (0.2, True),
+    assert [(h["step_scale"], h["refit"], h["linear"]) for h in state.history] == [
+        (1.0, True, True),
+        (1.0, True, True),
+        (0.2, True, True),
     ]
-    assert "val_logloss" not in state.history[0]
+    assert "val_logloss" not in state.history[0] and state.val_logloss is None
     assert seen == [[0.05, 0.1], [0.05, 0.1], [0.01, 0.02]]
     assert state.path == pytest.approx([1.0, 1.0, 0.2])
     # the steps are given back as they were
