@@ -79,13 +79,14 @@ _ATTRIBUTES = """    Attributes
         One record per epoch: ``epoch``, ``train_loss``, ``time`` and, with early stopping,
         ``val_logloss``, ``val_auc`` and ``step_scale`` (1, or 0.2 and 0.04 after the
         plateaus that sent training back to the best epoch with smaller steps).
-    linear_fallback_ : bool
-        Whether ``linear_fallback`` replaced the model by its logistic regression, which
-        ``core_`` then is (a :class:`~skctr.cores.LogisticRegression`).
-    n_features_in_ : int
+{fallback}    n_features_in_ : int
         Number of input columns seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Input column names, when fitted on a DataFrame with string column names.
+"""
+_FALLBACK_ATTRIBUTE = """    linear_fallback_ : bool
+        Whether ``linear_fallback`` replaced the model by its logistic regression, which
+        ``core_`` then is (a :class:`~skctr.cores.LogisticRegression`).
 """
 
 
@@ -160,12 +161,10 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
             cls.__doc__ = cls.__doc__.replace("    {parameters}\n", params_docstring(params))
         if cls.__doc__ and "{attributes}" in cls.__doc__:
             core = cls._core.__name__ if cls._core is not None else "torch.nn.Module"
-            attributes = _ATTRIBUTES.format(core=core)
-            if "linear_fallback" not in {p.name for p in params}:
-                start = attributes.index("    linear_fallback_")
-                attributes = (
-                    attributes[:start] + attributes[attributes.index("    n_features_in_") :]
-                )
+            fallback = (
+                _FALLBACK_ATTRIBUTE if "linear_fallback" in cls._parameter_constraints else ""
+            )
+            attributes = _ATTRIBUTES.format(core=core, fallback=fallback)
             cls.__doc__ = cls.__doc__.replace("    {attributes}\n", attributes)
 
     # ---------------------------------------------------------------- helpers
@@ -483,21 +482,11 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         as the model's was) and keep it if its validation log-loss is lower by more than
         the early-stopping tolerance."""
         model = (self.core_, self._state)
-        history, done = self._state.history, self._state.epochs_done
         self.linear_fallback_ = True
-        self._build(seed, *every_row[1:])
-        # one history and one epoch count, as a refit's (the checkpoints' names go on)
-        self._state.history, self._state.epochs_done, self.history_ = history, done, history
         config = self._config(early_stopping=True)
-        config.marks = {"linear": True}
-        config.on_epoch_end = self._checkpoint_writer()
-        generator = torch.Generator().manual_seed(seed)
-        train(self.core_, data, targets, weights, self._state, config, generator, val)
-        inf = float("inf")
+        self._train_fresh(data, targets, weights, seed, config, val, every_row[1:])
         linear_loss, model_loss = self._state.val_logloss, model[1].val_logloss
-        better = (linear_loss if linear_loss is not None else inf) < (
-            model_loss if model_loss is not None else inf
-        ) - config.tol
+        better = linear_loss < model_loss - config.tol
         if self.verbose:
             kept = "the logistic regression" if better else "the model"
             print(
@@ -515,20 +504,36 @@ class BaseCTRClassifier(ClassifierMixin, BaseEstimator):
         self, data: TensorBatch, targets: np.ndarray, weights: np.ndarray, seed: int
     ) -> None:
         """Train a fresh core on every row along the path early stopping kept (``refit``)."""
-        path, history, done = list(self._state.path), self._state.history, self._state.epochs_done
-        if not path:  # no epoch was kept (e.g. the first one diverged)
+        if not self._state.path:  # no epoch was kept (e.g. the first one diverged)
             return
-        self._build(seed, targets, weights)
+        config = self._config()
+        config.refit_path = list(self._state.path)
+        self._train_fresh(data, targets, weights, seed, config)
+
+    def _train_fresh(
+        self,
+        data: TensorBatch,
+        targets: np.ndarray,
+        weights: np.ndarray,
+        seed: int,
+        config: TrainConfig,
+        val: tuple[TensorBatch, np.ndarray, np.ndarray] | None = None,
+        base_rate_of: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Build a fresh core (seeded; its output started at the click rate of
+        ``base_rate_of``, default ``targets``), pre-train it unless it is the linear
+        fallback, and train it, continuing this fit's history and epoch count (its passes,
+        and checkpoints' names, come after the earlier ones): a refit's run and the linear
+        fallback's."""
+        history, done = self._state.history, self._state.epochs_done
+        self._build(seed, *(base_rate_of or (targets, weights)))
         generator = torch.Generator().manual_seed(seed)
         if not self.linear_fallback_:
             self._pretrain(data, targets, weights, generator)
-        # one history and one epoch count: the refit's passes (and checkpoints) come after
         self._state.history, self._state.epochs_done, self.history_ = history, done, history
-        config = self._config()
-        config.refit_path = path
         config.marks = {"linear": True} if self.linear_fallback_ else {}
         config.on_epoch_end = self._checkpoint_writer()
-        train(self.core_, data, targets, weights, self._state, config, generator)
+        train(self.core_, data, targets, weights, self._state, config, generator, val)
 
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None

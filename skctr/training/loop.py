@@ -82,9 +82,9 @@ class TrainState:
     path: list[float] = field(default_factory=list)
     #: Whether the last call stopped on ``KeyboardInterrupt``.
     interrupted: bool = False
-    #: The validation log-loss of the weights the last call kept (None without validation
-    #: rows, or when no epoch was kept).
-    val_logloss: float | None = None
+    #: The validation log-loss of the weights the last call kept (infinite without
+    #: validation rows, or when no epoch was kept).
+    val_logloss: float = math.inf
 
 
 def make_optimizers(
@@ -567,7 +567,7 @@ def train(
     finally:
         _scale_steps(state.optimizers, steps, 1.0)  # the steps the call was given
     state.path = best_path if best_state is not None else path
-    state.val_logloss = best_loss if val is not None and best_state is not None else None
+    state.val_logloss = best_loss if best_state is not None else math.inf
     core.eval()
     return state
 

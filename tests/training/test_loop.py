@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -205,7 +206,7 @@ def test_a_refit_replays_a_path_with_its_steps():
         (1.0, True, True),
         (0.2, True, True),
     ]
-    assert "val_logloss" not in state.history[0] and state.val_logloss is None
+    assert "val_logloss" not in state.history[0] and state.val_logloss == math.inf
     assert seen == [[0.05, 0.1], [0.05, 0.1], [0.01, 0.02]]
     assert state.path == pytest.approx([1.0, 1.0, 0.2])
     # the steps are given back as they were
